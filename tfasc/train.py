@@ -1,0 +1,277 @@
+"""The one trainer. Phases run in order and are chosen by the config:
+
+    data -> spectrum correction fit -> float training -> QAT -> export -> evaluation -> report
+
+Each finished phase records itself in ``state.json`` in the run directory and its
+artifacts are reused when the run is started again; an interrupted training phase
+resumes from its last finished epoch (``BackupAndRestore``). All writes are atomic.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+
+import numpy as np
+
+from tfasc.config import Config, save_config
+from tfasc.data.audio import WaveCache
+from tfasc.data.tau import DEVICES, LAYOUT_HELP, DataError, Splits, load_splits
+from tfasc.features import input_shape
+from tfasc.io import read_json, write_json
+from tfasc.keras import keras, tf
+
+log = logging.getLogger(__name__)
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and TF; with ``deterministic`` also request deterministic TF kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def get_strategy(name: str):
+    """A ``tf.distribute`` strategy: default (one device; the GPU when present), mirrored, multi_worker."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer(cfg: Config, steps_per_epoch: int):
+    o, s = cfg.train.optimizer, cfg.train.schedule
+    lr = o.lr
+    total = max(1, cfg.train.epochs * steps_per_epoch)
+    if s.name == "cosine":
+        warm = s.warmup_epochs * steps_per_epoch
+        if warm:
+            lr = keras.optimizers.schedules.CosineDecay(
+                0.0, max(1, total - warm), warmup_target=o.lr, warmup_steps=warm
+            )
+        else:
+            lr = keras.optimizers.schedules.CosineDecay(o.lr, total)
+    wd = o.weight_decay or None
+    if o.name == "adam":
+        return keras.optimizers.Adam(lr, weight_decay=wd)
+    if o.name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=o.weight_decay)
+    if o.name == "adadelta":
+        return keras.optimizers.Adadelta(lr, weight_decay=wd)
+    return keras.optimizers.SGD(lr, momentum=o.momentum, weight_decay=wd)
+
+
+class Trainer:
+    """Runs the configured phases of one experiment into ``out_dir``."""
+
+    def __init__(self, cfg: Config, out_dir: str):
+        self.cfg = cfg
+        self.out = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        self.state_path = os.path.join(out_dir, "state.json")
+        self.state = read_json(self.state_path) if os.path.isfile(self.state_path) else {"done": []}
+        self._splits = None
+        self._caches = {}
+        self._pipeline = None
+
+    # ------------------------------------------------------------ helpers
+    def path(self, *parts) -> str:
+        return os.path.join(self.out, *parts)
+
+    def _mark(self, phase: str, **info):
+        if phase not in self.state["done"]:
+            self.state["done"].append(phase)
+        self.state[phase] = info
+        write_json(self.state_path, self.state)
+
+    def done(self, phase: str) -> bool:
+        return phase in self.state["done"]
+
+    @property
+    def input_shape(self):
+        return input_shape(self.cfg.features, self.cfg.data.clip_seconds)
+
+    # --------------------------------------------------------------- data
+    def splits(self) -> Splits:
+        if self._splits is None:
+            d = self.cfg.data
+            if not os.path.isdir(d.root) and d.synth.generate_if_missing:
+                from tfasc.data.synth import synthesize
+
+                log.info("phase data: generating the demo dataset at %s", d.root)
+                synthesize(d.root, d.synth.cities, d.synth.locations_per_city, d.synth.segments_per_location, d.synth.seed)
+            try:
+                self._splits = load_splits(d.root, d.split, d.val_fraction, self.cfg.seed)
+            except DataError as e:
+                msg = str(e)
+                if LAYOUT_HELP not in msg:
+                    msg += "\n" + LAYOUT_HELP
+                raise DataError(f"{msg}\n(data.root = {d.root!r}; configs/demo.yaml trains on a generated demo dataset)") from None
+            for name, recs in self._splits.items():
+                log.info("phase data: %s %d clips", name, len(recs))
+        return self._splits
+
+    def cache(self, split: str) -> WaveCache:
+        if split not in self._caches:
+            d = self.cfg.data
+            recs = dict(self.splits().items())[split]
+            self._caches[split] = WaveCache.build(
+                d.root, recs, self.cfg.features.sample_rate, d.clip_seconds, d.cache_dir, d.cache_dtype, name=split
+            )
+        return self._caches[split]
+
+    # --------------------------------------------------- spectrum correction
+    def correction(self):
+        """The fitted spectrum correction (fit once, saved as ``correction.npz``), or None."""
+        c = self.cfg.features.correction
+        if not c.enabled:
+            return None
+        from tfasc.correction import SpectrumCorrection
+
+        path = self.path("correction.npz")
+        if os.path.isfile(path) and self.done("correction"):
+            return SpectrumCorrection.load(path)
+        log.info("phase correction: fitting per-device coefficients (Ref.%s, %d clips per device)", c.reference, c.clips_per_device)
+        spectra = self.mean_spectra(self.cache("train"), c.clips_per_device)
+        corr = SpectrumCorrection.fit(spectra, self.cfg.features.sample_rate, self.cfg.features.n_fft, c.reference, c.unseen)
+        corr.save(path)
+        self._mark("correction", devices=sorted(spectra), clips={d: len(v) for d, v in spectra.items()})
+        return corr
+
+    def mean_spectra(self, cache: WaveCache, per_device: int) -> dict:
+        from tfasc.features import LogMel
+
+        fe = LogMel(self.cfg.features)
+        rng = np.random.default_rng(self.cfg.seed)
+        out = {}
+        for d in DEVICES:
+            idx = [i for i, r in enumerate(cache.records) if r.device == d]
+            if not idx:
+                continue
+            idx = np.sort(rng.permutation(idx)[:per_device])
+            mags = []
+            for k in range(0, len(idx), 64):
+                w = tf.constant(np.asarray(cache.waves[idx[k : k + 64]], np.float32))
+                mags.append(tf.reduce_mean(fe.magnitude(w), axis=1).numpy())
+            out[d] = np.concatenate(mags)
+        return out
+
+    def pipeline(self):
+        if self._pipeline is None:
+            from tfasc.augment import clip_energy, load_irs
+            from tfasc.pipeline import Pipeline
+
+            corr = self.correction()
+            table = None if corr is None else corr.table()
+            irs = threshold = None
+            dcfg = self.cfg.augment.dir
+            if dcfg.p > 0:
+                irs = load_irs(dcfg.path, self.cfg.features.sample_rate)
+                if dcfg.adir:
+                    if dcfg.adir_threshold == "mean":
+                        w = self.cache("train").waves
+                        threshold = float(np.mean([clip_energy(np.asarray(w[i : i + 256], np.float32)).numpy().mean()
+                                                   for i in range(0, len(w), 256)]))
+                    else:
+                        try:
+                            threshold = float(dcfg.adir_threshold)
+                        except ValueError:
+                            raise ValueError(f"augment.dir.adir_threshold: expected a number or 'mean', got {dcfg.adir_threshold!r}") from None
+                    log.info("ADIR energy threshold: %.3f", threshold)
+            self._pipeline = Pipeline(self.cfg, table, irs, threshold)
+        return self._pipeline
+
+    # ------------------------------------------------------------ training
+    def build_model(self):
+        from tfasc.models import build_model
+
+        return build_model(self.cfg.model, self.input_shape)
+
+    def compile(self, model, steps_per_epoch: int, lr_override: float | None = None):
+        from tfasc.losses import accuracy, make_loss
+
+        opt = make_optimizer(self.cfg, steps_per_epoch)
+        if lr_override is not None:
+            opt = keras.optimizers.Adam(lr_override)
+        model.compile(optimizer=opt, loss=make_loss(self.cfg.train.loss), metrics=[accuracy])
+        return model
+
+    def train_float(self):
+        model_path = self.path("model.keras")
+        if self.done("train") and os.path.isfile(model_path):
+            log.info("phase train: reusing %s", model_path)
+            return load_model(model_path)
+        cfg = self.cfg
+        pipe = self.pipeline()
+        train_ds = pipe.dataset(self.cache("train"), training=True)
+        val_ds = pipe.dataset(self.cache("val"), training=False) if self.splits().val else None
+        steps = max(1, len(self.cache("train")) // cfg.train.batch_size)
+        strategy = get_strategy(cfg.train.strategy)
+        with strategy.scope():
+            model = self.compile(self.build_model(), steps)
+        monitor = "val_accuracy" if val_ds is not None else "accuracy"
+        callbacks = [
+            keras.callbacks.BackupAndRestore(self.path("backup")),
+            keras.callbacks.ModelCheckpoint(self.path("best.weights.h5"), monitor=monitor, mode="max",
+                                            save_best_only=True, save_weights_only=True),
+            keras.callbacks.CSVLogger(self.path("history.csv"), append=True),
+            keras.callbacks.TensorBoard(self.path("tensorboard"), write_graph=False, profile_batch=0),
+        ]
+        if cfg.train.schedule.name == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max",
+                                                               factor=cfg.train.schedule.plateau_factor,
+                                                               patience=cfg.train.schedule.plateau_patience))
+        log.info("phase train: %s, %d epochs x %d steps on %s", model.name, cfg.train.epochs, steps,
+                 ", ".join(d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU") or "CPU")
+        t0 = time.time()
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
+                         steps_per_epoch=cfg.train.steps_per_epoch or None, callbacks=callbacks, verbose=2 if os.environ.get("CI") else 1)
+        if os.path.isfile(self.path("best.weights.h5")):
+            model.load_weights(self.path("best.weights.h5"))
+        save_model(model, model_path)
+        write_json(self.path("history.json"), {k: [float(x) for x in v] for k, v in hist.history.items()})
+        self._mark("train", seconds=round(time.time() - t0, 1), epochs=cfg.train.epochs)
+        return model
+
+    # ---------------------------------------------------------- evaluation
+    def predict(self, model, split: str = "test") -> np.ndarray:
+        ds = self.pipeline().dataset(self.cache(split), training=False)
+        return model.predict(ds.map(lambda x, y: x), verbose=0)
+
+    def evaluate_float(self, model) -> dict:
+        from tfasc.evaluate import compute_metrics
+
+        m = compute_metrics(self.predict(model), self.cache("test").records)
+        log.info("phase evaluate: float test accuracy %.2f %%", 100 * m["overall"]["accuracy"])
+        return m
+
+    def run(self) -> dict:
+        save_config(self.cfg, self.path("config.yaml"))
+        set_determinism(self.cfg.seed, self.cfg.train.deterministic)
+        self.splits()
+        model = self.train_float()
+        results = {"float": self.evaluate_float(model)}
+        from tfasc.evaluate import write_report
+
+        files = write_report(results, self.out, "evaluation", title=self.cfg.name)
+        summary = {k: {"accuracy": v["overall"]["accuracy"], "log_loss": v["overall"]["log_loss"],
+                       "device": {d: x["accuracy"] for d, x in v["device"].items()}} for k, v in results.items()}
+        write_json(self.path("metrics.json"), summary)
+        self._mark("evaluate", files=files)
+        return results
+
+
+def save_model(model, path: str) -> None:
+    from tfasc.io import atomic_write
+
+    atomic_write(path, lambda tmp: model.save(tmp))
+
+
+def load_model(path: str):
+    from tfasc.models import CUSTOM_OBJECTS
+
+    return keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
