@@ -67,7 +67,7 @@ def keras_costs(model) -> list[LayerCost]:
             macs = _prod(layer.input_shape[1:])
         elif isinstance(layer, L.BatchNormalization):
             inbound = layer._inbound_nodes[0].inbound_layers
-            folded = isinstance(inbound, (L.Conv2D, L.Dense))  # DepthwiseConv2D is a Conv2D
+            folded = isinstance(inbound, (L.Conv2D, L.DepthwiseConv2D, L.Dense))
             macs = 0 if folded else n_out
         elif isinstance(layer, L.Add):
             macs = (len(layer.input_shape) - 1) * n_out

@@ -1,0 +1,67 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfasc.config import load_config
+from tfasc.data.tau import DataError
+from tfasc.train import Trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_cfg(root, tmp_path, *extra):
+    return load_config(os.path.join(ROOT, "configs", "demo.yaml"), [
+        f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.val_fraction=0.5",
+        "train.epochs=2", "train.batch_size=16", "augment.dir.p=0.0", *extra])
+
+
+def test_train_writes_run_dir_and_resumes(tiny_dataset, tmp_path):
+    cfg = tiny_cfg(tiny_dataset, tmp_path, "features.correction.enabled=true", "features.correction.reference=BC",
+                   "augment.mixup.alpha=0.3")
+    out = str(tmp_path / "run")
+    results = Trainer(cfg, out).run()
+    for f in ("config.yaml", "model.keras", "history.json", "metrics.json", "evaluation.md",
+              "evaluation_confusion_float.png", "evaluation_devices.png", "correction.npz"):
+        assert os.path.isfile(os.path.join(out, f)), f
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert set(m["float"]["device"]) == {"a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6"}
+    assert 0.0 <= m["float"]["accuracy"] <= 1.0
+    assert load_config(os.path.join(out, "config.yaml")) == cfg  # the resolved config is saved
+    # per-device accuracies are consistent with the overall figure
+    r = results["float"]
+    n = sum(v["n"] for v in r["device"].values())
+    overall = sum(v["accuracy"] * v["n"] for v in r["device"].values()) / n
+    assert abs(overall - r["overall"]["accuracy"]) < 1e-9
+    # a second run reuses the finished training phase instead of training again
+    mtime = os.path.getmtime(os.path.join(out, "model.keras"))
+    Trainer(cfg, out).run()
+    assert os.path.getmtime(os.path.join(out, "model.keras")) == mtime
+
+
+def test_bad_root_points_to_layout_and_demo(tmp_path):
+    cfg = load_config(os.path.join(ROOT, "configs", "sm1.yaml"), [f"data.root={tmp_path / 'missing'}"])
+    with pytest.raises(DataError, match=r"(?s)does not exist.*evaluation_setup/fold1_train\.csv.*configs/demo\.yaml"):
+        Trainer(cfg, str(tmp_path / "run")).run()
+
+
+def test_train_script_reports_config_errors(tmp_path):
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), os.path.join(ROOT, "configs", "sm1.yaml"),
+                        "--set", "train.optimiser.lr=1"], capture_output=True, text=True, cwd=str(tmp_path))
+    assert p.returncode == 2
+    assert "sm1.yaml" in p.stderr and "train.optimiser: unknown key" in p.stderr
+
+
+def test_pipeline_training_batches(tiny_dataset, tmp_path):
+    cfg = tiny_cfg(tiny_dataset, tmp_path, "augment.mixup.alpha=0.4", "augment.freq_mixstyle.p=1.0")
+    t = Trainer(cfg, str(tmp_path / "run"))
+    ds = t.pipeline().dataset(t.cache("train"), training=True)
+    x, y = next(iter(ds))
+    assert x.shape[1:] == (256, 64, 1) and y.shape[1:] == (10,)
+    np.testing.assert_allclose(y.numpy().sum(1), 1.0, atol=1e-5)
+    assert (y.numpy() > 0).sum(1).max() == 2  # mixup mixes pairs of labels
+    xv, yv = next(iter(t.pipeline().dataset(t.cache("val"), training=False)))
+    assert set(np.unique(yv.numpy())) <= {0.0, 1.0}  # no augmentation at evaluation
