@@ -249,12 +249,109 @@ class Trainer:
         log.info("phase evaluate: float test accuracy %.2f %%", 100 * m["overall"]["accuracy"])
         return m
 
+    # ------------------------------------------------------- QAT and export
+    def representative(self, n: int) -> np.ndarray:
+        """Up to ``n`` training clips' features, drawn round-robin across (device, scene) strata."""
+        recs = self.cache("train").records
+        groups: dict = {}
+        for i, r in enumerate(recs):
+            groups.setdefault((r.device, r.scene), []).append(i)
+        rng = np.random.default_rng(self.cfg.seed)
+        queues = [list(rng.permutation(v)) for _, v in sorted(groups.items())]
+        picked = []
+        while len(picked) < min(n, len(recs)):
+            for q in queues:
+                if q and len(picked) < n:
+                    picked.append(int(q.pop()))
+        idx = np.sort(picked)
+        waves = tf.constant(np.asarray(self.cache("train").waves[idx], np.float32))
+        devices = tf.constant([DEVICES.index(recs[i].device) for i in idx])
+        return self.pipeline().features(waves, devices).numpy()
+
+    def train_qat(self, model):
+        from tfasc.qat import deploy_model, quantize_model
+
+        path = self.path("qat.weights.h5")
+        qmodel = quantize_model(deploy_model(model))
+        if self.done("qat") and os.path.isfile(path):
+            qmodel.load_weights(path)
+            return qmodel
+        q = self.cfg.qat
+        steps = max(1, len(self.cache("train")) // self.cfg.train.batch_size)
+        self.compile(qmodel, steps, lr_override=q.lr)
+        log.info("phase qat: %d epochs at lr %g", q.epochs, q.lr)
+        qmodel.fit(self.pipeline().dataset(self.cache("train"), training=True), epochs=q.epochs,
+                   verbose=2 if os.environ.get("CI") else 1)
+        from tfasc.io import atomic_write
+
+        atomic_write(path, lambda tmp: qmodel.save_weights(tmp))
+        self._mark("qat", epochs=q.epochs)
+        return qmodel
+
+    def export(self, qmodel) -> bytes:
+        from tfasc.features import mel_matrix, window
+        from tfasc.io import atomic_write_bytes
+        from tflm_export import codegen
+        from tflm_export.convert import ExportError, convert_int8, op_list
+        from tflm_export.verify import Runner, arena_bytes, compare_backends
+
+        path = self.path("model_int8.tflite")
+        if self.done("export") and os.path.isfile(path):
+            return open(path, "rb").read()
+        e = self.cfg.export
+        log.info("phase export: int8 conversion with %d representative clips", e.representative_clips)
+        data = convert_int8(qmodel, self.representative(e.representative_clips))
+        arena = arena_bytes(data)
+        flash_kb, arena_kb = len(data) / 1024, arena / 1024
+        if e.max_flash_kb and flash_kb > e.max_flash_kb:
+            raise ExportError(f"export.max_flash_kb: the model needs {flash_kb:.1f} KB of flash, over the {e.max_flash_kb} KB budget")
+        if e.max_arena_kb and arena_kb > e.max_arena_kb:
+            raise ExportError(f"export.max_arena_kb: the tensor arena needs {arena_kb:.1f} KB, over the {e.max_arena_kb} KB budget")
+        atomic_write_bytes(path, data)
+        ref = Runner(data, "litert")
+        name = e.name or self.cfg.name
+        info = {
+            "input_shape": list(self.input_shape), "labels": list(__import__("tfasc.data.tau", fromlist=["SCENES"]).SCENES),
+            "input_scale": float(ref.inp["quantization"][0]), "input_zero_point": int(ref.inp["quantization"][1]),
+            "output_scale": float(ref.out["quantization"][0]), "output_zero_point": int(ref.out["quantization"][1]),
+            "arena_measured": arena, "arena_margin": e.arena_margin,
+            "arena_bytes": int(np.ceil(arena * (1 + e.arena_margin) / 16) * 16), "ops": op_list(data),
+        }
+        corr = self.correction()
+        files = codegen.generate(self.path("tflm"), name, data, info, self.cfg.features, mel_matrix(self.cfg.features),
+                                 window(self.cfg.features), None if corr is None else corr.table())
+        x = self.pipeline().features_of(self.cache("test"))[: e.verify_clips]
+        parity = compare_backends(data, x)
+        if parity["max_lsb_diff"] > 1 or parity["top1_agreement"] < 1.0:
+            raise ExportError(f"TFLM and LiteRT reference kernels disagree: {parity}")
+        float_top1 = np.argmax(qmodel.predict(x, verbose=0), 1)
+        parity["int8_vs_qat_float_top1"] = float(np.mean(np.argmax(ref.predict(x), 1) == float_top1))
+        log.info("phase export: %d bytes flash, %d bytes arena, TFLM vs LiteRT %s", len(data), arena, parity)
+        self._mark("export", flash_bytes=len(data), arena_bytes=arena, files=files, verification=parity)
+        return data
+
+    def evaluate_int8(self, data: bytes, backend: str) -> dict:
+        from tfasc.evaluate import compute_metrics
+        from tflm_export.verify import Runner
+
+        x = self.pipeline().features_of(self.cache("test"))
+        m = compute_metrics(Runner(data, backend).predict(x), self.cache("test").records)
+        log.info("phase evaluate: int8 %s test accuracy %.2f %%", backend, 100 * m["overall"]["accuracy"])
+        return m
+
     def run(self) -> dict:
         save_config(self.cfg, self.path("config.yaml"))
         set_determinism(self.cfg.seed, self.cfg.train.deterministic)
         self.splits()
         model = self.train_float()
         results = {"float": self.evaluate_float(model)}
+        if self.cfg.qat.enabled or self.cfg.export.enabled:
+            qmodel = self.train_qat(model) if self.cfg.qat.enabled else model
+            if self.cfg.export.enabled:
+                data = self.export(qmodel)
+                results["int8_litert"] = self.evaluate_int8(data, "litert")
+                if self.cfg.evaluate_tflm:
+                    results["int8_tflm"] = self.evaluate_int8(data, "tflm")
         from tfasc.evaluate import write_report
 
         files = write_report(results, self.out, "evaluation", title=self.cfg.name)

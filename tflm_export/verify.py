@@ -1,0 +1,91 @@
+"""Run int8 models in LiteRT (reference kernels) and in the TFLM interpreter; measure the arena."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+import numpy as np
+
+
+class Runner:
+    """Quantize float features, run one backend, return int8 outputs and dequantized probabilities."""
+
+    def __init__(self, data: bytes, backend: str = "litert"):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        self.backend = backend
+        ref = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        ref.allocate_tensors()
+        self.inp, self.out = ref.get_input_details()[0], ref.get_output_details()[0]
+        if backend == "litert":
+            self.interp = ref
+        elif backend == "tflm":
+            from tflite_micro.python.tflite_micro import runtime as tflm
+
+            self.interp = tflm.Interpreter.from_bytes(data)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; expected litert or tflm")
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        s, z = self.inp["quantization"]
+        return np.clip(np.round(x / s + z), -128, 127).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        s, z = self.out["quantization"]
+        return (q.astype(np.float32) - z) * s
+
+    def run_int8(self, xq: np.ndarray) -> np.ndarray:
+        outs = []
+        for x in xq:
+            x = x[None]
+            if self.backend == "litert":
+                self.interp.set_tensor(self.inp["index"], x)
+                self.interp.invoke()
+                outs.append(self.interp.get_tensor(self.out["index"])[0].copy())
+            else:
+                self.interp.set_input(x, 0)
+                self.interp.invoke()
+                outs.append(np.array(self.interp.get_output(0))[0].copy())
+        return np.stack(outs)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.dequantize(self.run_int8(self.quantize(x)))
+
+
+def arena_bytes(data: bytes) -> int:
+    """Total TFLM tensor-arena bytes, read from ``print_allocations()`` on C-level stderr."""
+    from tflite_micro.python.tflite_micro import runtime as tflm
+
+    interp = tflm.Interpreter.from_bytes(data)
+    fd, path = tempfile.mkstemp()
+    saved = os.dup(2)
+    sys.stderr.flush()
+    os.dup2(fd, 2)
+    try:
+        interp.print_allocations()
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+    text = open(path).read()
+    os.remove(path)
+    m = re.search(r"Arena allocation total (\d+) bytes", text)
+    if not m:
+        raise RuntimeError(f"could not read the arena size from print_allocations():\n{text[:500]}")
+    return int(m.group(1))
+
+
+def compare_backends(data: bytes, x: np.ndarray) -> dict:
+    """TFLM vs LiteRT BUILTIN_REF on the same int8 inputs."""
+    ref, micro = Runner(data, "litert"), Runner(data, "tflm")
+    xq = ref.quantize(x)
+    a, b = ref.run_int8(xq), micro.run_int8(xq)
+    diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
+    return {
+        "clips": int(len(x)),
+        "max_lsb_diff": int(diff.max()) if diff.size else 0,
+        "top1_agreement": float(np.mean(np.argmax(a, 1) == np.argmax(b, 1))),
+    }
