@@ -34,11 +34,19 @@ def _bytes_body(data: bytes, per_line: int = 12) -> str:
     return "\n".join(lines)
 
 
+def cfloat(x: float) -> str:
+    """A valid C++ float literal: 2 -> 2.0f, 1e-05 -> 1e-05f."""
+    t = f"{float(x):.9g}"
+    if not any(ch in t for ch in ".eEn"):
+        t += ".0"
+    return t + "f"
+
+
 def _float_body(values, per_line: int = 6) -> str:
     v = np.asarray(values, np.float32).ravel()
     lines = []
     for i in range(0, len(v), per_line):
-        lines.append("  " + ", ".join(f"{float(x):.9g}f" for x in v[i : i + per_line]) + ",")
+        lines.append("  " + ", ".join(cfloat(x) for x in v[i : i + per_line]) + ",")
     return "\n".join(lines)
 
 
@@ -69,9 +77,9 @@ def model_settings(name: str, info: dict) -> str:
         f"constexpr int k{n}InputWidth = {shape[1]};   // frames\n"
         f"constexpr int k{n}InputChannels = {shape[2]};\n"
         f"constexpr int k{n}InputSize = {int(np.prod(shape))};\n"
-        f"constexpr float k{n}InputScale = {info['input_scale']:.9g}f;\n"
+        f"constexpr float k{n}InputScale = {cfloat(info['input_scale'])};\n"
         f"constexpr int k{n}InputZeroPoint = {info['input_zero_point']};\n"
-        f"constexpr float k{n}OutputScale = {info['output_scale']:.9g}f;\n"
+        f"constexpr float k{n}OutputScale = {cfloat(info['output_scale'])};\n"
         f"constexpr int k{n}OutputZeroPoint = {info['output_zero_point']};\n"
         f"constexpr int k{n}NumClasses = {len(info['labels'])};\n"
         f"// Tensor arena: {info['arena_measured']} bytes measured by the TFLM interpreter + {info['arena_margin']:.0%} margin.\n"
@@ -111,11 +119,11 @@ def features(name: str, fc, mel: np.ndarray, window: np.ndarray, correction: np.
         f"constexpr int k{n}HopLength = {fc.hop_length};\n"
         f"constexpr int k{n}NumBins = {n_bins};\n"
         f"constexpr int k{n}NumMels = {fc.n_mels};\n"
-        f"constexpr float k{n}Power = {fc.power:.9g}f;\n"
-        f"constexpr float k{n}LogOffset = {fc.log_offset:.9g}f;\n"
+        f"constexpr float k{n}Power = {cfloat(fc.power)};\n"
+        f"constexpr float k{n}LogOffset = {cfloat(fc.log_offset)};\n"
         f"constexpr int k{n}NormPerClip = {1 if fc.norm_mode == 'clip' else 0};\n"
-        f"constexpr float k{n}NormMean = {fc.norm_mean:.9g}f;\n"
-        f"constexpr float k{n}NormStd = {fc.norm_std:.9g}f;\n"
+        f"constexpr float k{n}NormMean = {cfloat(fc.norm_mean)};\n"
+        f"constexpr float k{n}NormStd = {cfloat(fc.norm_std)};\n"
         f"constexpr int k{n}CorrectionRows = {corr_rows};  // devices a, b, c, s1-s6; 0: no correction\n"
         f"extern const float g_{name}_window[k{n}WindowLength];\n"
         f"extern const float g_{name}_mel_matrix[k{n}NumBins * k{n}NumMels];  // row-major [bin][mel]\n"

@@ -1,0 +1,86 @@
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tfasc.config import FeatureConfig
+from tfasc.features import mel_matrix, window
+from tfasc.keras import keras, tf
+from tfasc.models.dsflexinet import build_dsflexinet
+from tfasc.qat import deploy_model, quantize_model
+from tflm_export import codegen
+from tflm_export.convert import ExportError, check_int8, convert_int8, op_list
+from tflm_export.verify import Runner, arena_bytes, compare_backends
+
+
+@pytest.fixture(scope="module")
+def int8_model():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 64, 16, 1)).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(64) % 10]
+    model = build_dsflexinet((64, 16, 1), "sm1", "rn", temperature=4.0)
+    q = quantize_model(deploy_model(model))
+    q.compile("adam", "categorical_crossentropy")
+    q.fit(x, y, epochs=1, verbose=0)  # a QAT model must see data before conversion
+    return model, q, convert_int8(q, x[:32]), x
+
+
+def test_deploy_model_folds_temperature():
+    model = build_dsflexinet((64, 16, 1), "sm1", "bn", temperature=10.0)
+    x = np.random.default_rng(1).normal(size=(3, 64, 16, 1)).astype(np.float32)
+    d = deploy_model(model)
+    assert d.get_layer("softmax").temperature == 1.0
+    np.testing.assert_allclose(d.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_int8_model_is_integer_only_and_tflm_matches_reference(int8_model):
+    _, _, data, x = int8_model
+    check_int8(data)
+    ops = op_list(data)
+    assert "DEQUANTIZE" not in ops and "MEAN" in ops and "SOFTMAX" in ops
+    parity = compare_backends(data, x[:20])
+    assert parity["max_lsb_diff"] <= 1 and parity["top1_agreement"] == 1.0
+    assert 20_000 < arena_bytes(data) < 200_000
+
+
+def test_float_model_is_refused_with_op_names():
+    model = build_dsflexinet((64, 16, 1), "sm1", "bn")
+    data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with pytest.raises(ExportError, match=r"CONV_2D: tensor '.*' is float32"):
+        check_int8(data)
+
+
+def test_codegen_deterministic_round_trip_and_compiles(int8_model, tmp_path):
+    _, _, data, _ = int8_model
+    fc = FeatureConfig(n_mels=64)
+    ref = Runner(data)
+    info = {"input_shape": [64, 16, 1], "labels": [f"c{i}" for i in range(10)],
+            "input_scale": float(ref.inp["quantization"][0]), "input_zero_point": int(ref.inp["quantization"][1]),
+            "output_scale": float(ref.out["quantization"][0]), "output_zero_point": int(ref.out["quantization"][1]),
+            "arena_measured": 1000, "arena_margin": 0.1, "arena_bytes": 1104, "ops": op_list(data)}
+    corr = np.ones((9, fc.n_fft // 2 + 1), np.float32)
+    a, b = tmp_path / "a", tmp_path / "b"
+    files = codegen.generate(str(a), "sm1 test", data, info, fc, mel_matrix(fc), window(fc), corr)
+    codegen.generate(str(b), "sm1 test", data, info, fc, mel_matrix(fc), window(fc), corr)
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes()  # deterministic
+    cc = (a / "sm1_test_model_data.cc").read_text()
+    assert "alignas(16) const unsigned char g_sm1_test_model_data[]" in cc
+    assert codegen.read_back_array(cc) == data
+    resolver = (a / "sm1_test_op_resolver.h").read_text()
+    assert f"MicroMutableOpResolver<{len(info['ops'])}>" in resolver and "AddRsqrt()" in resolver
+    # the self-contained sources compile for the host and for Cortex-M4
+    (a / "check.cc").write_text('#include "sm1_test_model_settings.h"\n#include "sm1_test_features.h"\n'
+                                '#include "sm1_test_model_data.h"\nint check() { return kSM1_TESTNumClasses + '
+                                'static_cast<int>(g_sm1_test_mel_matrix[5] + g_sm1_test_window[3]) + g_sm1_test_model_data_size; }\n')
+    sources = ["sm1_test_model_data.cc", "sm1_test_features.cc", "check.cc"]
+    compilers = [["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror"],
+                 ["arm-none-eabi-g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb",
+                  "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]]
+    for cxx in compilers:
+        if shutil.which(cxx[0]) is None:
+            pytest.fail(f"{cxx[0]} is not installed (.ci/run installs gcc-arm-none-eabi)")
+        for src in sources:
+            subprocess.run(cxx + ["-c", src, "-o", os.devnull], cwd=a, check=True)
