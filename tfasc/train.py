@@ -274,8 +274,11 @@ class Trainer:
         path = self.path("qat.weights.h5")
         qmodel = quantize_model(deploy_model(model))
         if self.done("qat") and os.path.isfile(path):
-            qmodel.load_weights(path)
-            return qmodel
+            try:
+                qmodel.load_weights(path)
+                return qmodel
+            except (KeyError, ValueError, OSError) as e:  # unreadable: fine-tune again
+                log.warning("phase qat: cannot reload %s (%s); fine-tuning again", path, e)
         q = self.cfg.qat
         steps = max(1, len(self.cache("train")) // self.cfg.train.batch_size)
         self.compile(qmodel, steps, lr_override=q.lr)
@@ -345,13 +348,20 @@ class Trainer:
         self.splits()
         model = self.train_float()
         results = {"float": self.evaluate_float(model)}
-        if self.cfg.qat.enabled or self.cfg.export.enabled:
+        int8_path = self.path("model_int8.tflite")
+        if self.cfg.export.enabled and self.done("export") and os.path.isfile(int8_path):
+            log.info("phase export: reusing %s", int8_path)
+            with open(int8_path, "rb") as fh:
+                data = fh.read()
+        elif self.cfg.qat.enabled or self.cfg.export.enabled:
             qmodel = self.train_qat(model) if self.cfg.qat.enabled else model
-            if self.cfg.export.enabled:
-                data = self.export(qmodel)
-                results["int8_litert"] = self.evaluate_int8(data, "litert")
-                if self.cfg.evaluate_tflm:
-                    results["int8_tflm"] = self.evaluate_int8(data, "tflm")
+            data = self.export(qmodel) if self.cfg.export.enabled else None
+        else:
+            data = None
+        if data is not None:
+            results["int8_litert"] = self.evaluate_int8(data, "litert")
+            if self.cfg.evaluate_tflm:
+                results["int8_tflm"] = self.evaluate_int8(data, "tflm")
         from tfasc.evaluate import write_report
 
         files = write_report(results, self.out, "evaluation", title=self.cfg.name)
