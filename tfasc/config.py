@@ -21,9 +21,9 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid."""
 
 
-def _f(default, *, choices=None, lo=None, hi=None, doc=""):
-    """A dataclass field with validation metadata."""
-    meta = {"choices": choices, "lo": lo, "hi": hi, "doc": doc}
+def _f(default, *, choices=None, lo=None, hi=None, item=None, doc=""):
+    """A dataclass field with validation metadata (``item``: the dataclass of a list's elements)."""
+    meta = {"choices": choices, "lo": lo, "hi": hi, "item": item, "doc": doc}
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults")
     if dataclasses.is_dataclass(default):
@@ -171,14 +171,25 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class TeacherSpec:
+    """One teacher of the ensemble: a config file trained by the same trainer on the student's data."""
+
+    id: str = _f("", doc="teacher id in the logits store; default: the config name plus the seed")
+    config: str = _f("teacher_cpresnet.yaml", doc="config file, relative to the student config's folder")
+    set: tuple = _f((), doc="overrides for this teacher, e.g. [seed=1, model.width=48]")
+
+
+@dataclass(frozen=True)
 class DistillConfig:
+    """Knowledge distillation from a fused teacher ensemble (seed 000 sec. II-D, eqs. 4-5)."""
+
     enabled: bool = _f(False)
-    store: str = _f("", doc="teacher logits store (.npz); empty: train the teachers")
-    teachers: tuple = _f((), doc="teacher config files to train when no store is given")
+    store: str = _f("", doc="teacher logits store (.npz from tfasc, or an external .csv/.npz); empty: train the teachers")
+    teachers: tuple = _f((), item=TeacherSpec, doc="teachers to train when no store is given")
     fusion: str = _f("fused", choices=("averaged", "fused"))
-    temperature: float = _f(2.0, lo=1e-3)
+    temperature: float = _f(2.0, lo=1e-3, doc="distillation temperature T of eq. 5")
     lambda_start: float = _f(0.5, lo=0.0, hi=1.0, doc="weight of the label loss at the start")
-    lambda_end: float = _f(0.5, lo=0.0, hi=1.0)
+    lambda_end: float = _f(0.5, lo=0.0, hi=1.0, doc="weight of the label loss at the end")
     lambda_schedule: str = _f("constant", choices=("constant", "linear", "cosine"))
 
 
@@ -245,7 +256,11 @@ def _convert(value: Any, tp, where: str, f: dataclasses.Field | None) -> Any:
     elif tp is tuple:
         if isinstance(value, str) or not isinstance(value, Sequence):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        value = tuple(value)
+        item = f.metadata.get("item") if f is not None else None
+        if item is not None:
+            value = tuple(_convert(v, item, f"{where}[{i}]", None) for i, v in enumerate(value))
+        else:
+            value = tuple(value)
     if f is not None:
         meta = f.metadata
         if meta.get("choices") is not None and value not in meta["choices"]:
@@ -357,7 +372,20 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> Config:
         cfg = _from_dict(Config, data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
-    return cfg
+    return _resolve_teachers(cfg, os.path.dirname(os.path.abspath(path)))
+
+
+def _resolve_teachers(cfg: Config, folder: str) -> Config:
+    """Teacher config paths are relative to the student config's folder; store them absolute."""
+    specs = []
+    for i, t in enumerate(cfg.distill.teachers):
+        p = t.config if os.path.isabs(t.config) else os.path.join(folder, t.config)
+        if not os.path.isfile(p):
+            raise ConfigError(f"distill.teachers[{i}].config: teacher config {p} not found")
+        specs.append(dataclasses.replace(t, config=os.path.abspath(p)))
+    if not specs:
+        return cfg
+    return dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, teachers=tuple(specs)))
 
 
 def config_from_dict(data: Mapping) -> Config:

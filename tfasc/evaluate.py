@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Sequence
 
 import numpy as np
@@ -133,7 +134,7 @@ def write_report(results: dict[str, dict], out_dir: str, stem: str = "evaluation
     files = {"json": f"{stem}.json", "markdown": f"{stem}.md", "devices_png": f"{stem}_devices.png"}
     md = [f"# {title or stem}", "", markdown_tables(results), ""]
     for name, r in results.items():
-        png = f"{stem}_confusion_{name}.png"
+        png = f"{stem}_confusion_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_')}.png"
         plot_confusion(r, os.path.join(out_dir, png), f"{title} {name}".strip())
         md.append(f"![confusion {name}]({png})")
         files[f"confusion_{name}"] = png

@@ -1,6 +1,7 @@
 """The one trainer. Phases run in order and are chosen by the config:
 
-    data -> spectrum correction fit -> float training -> QAT -> export -> evaluation -> report
+    data -> spectrum correction fit -> teacher logits (load, or train the ensemble) -> fusion
+    -> float / distilled training -> QAT -> export -> evaluation (float, int8 LiteRT, int8 TFLM) -> report
 
 Each finished phase records itself in ``state.json`` in the run directory and its
 artifacts are reused when the run is started again; an interrupted training phase
@@ -15,7 +16,7 @@ import time
 
 import numpy as np
 
-from tfasc.config import Config, save_config
+from tfasc.config import Config, ConfigError, config_from_dict, load_config, save_config, to_dict
 from tfasc.data.audio import WaveCache
 from tfasc.data.tau import DEVICES, LAYOUT_HELP, DataError, Splits, load_splits
 from tfasc.features import input_shape
@@ -191,14 +192,138 @@ class Trainer:
 
         return build_model(self.cfg.model, self.input_shape)
 
+    def loss(self):
+        """The label loss, or with distillation seed 000 eq. 5 with a scheduled lambda."""
+        from tfasc.losses import make_loss
+
+        label_loss = make_loss(self.cfg.train.loss)
+        if not self.cfg.distill.enabled:
+            return label_loss
+        from tfasc.distill import make_kd_loss
+
+        d = self.cfg.distill
+        self._lam = tf.Variable(d.lambda_start, trainable=False, dtype=tf.float32, name="kd_lambda")
+        return make_kd_loss(label_loss, self.cfg.model.num_classes, d.temperature, self.cfg.model.temperature, self._lam)
+
+    def callbacks(self, epochs: int) -> list:
+        if not self.cfg.distill.enabled:
+            return []
+        from tfasc.distill import lambda_callback
+
+        return [lambda_callback(self._lam, self.cfg.distill, epochs)]
+
     def compile(self, model, steps_per_epoch: int, lr_override: float | None = None):
-        from tfasc.losses import accuracy, make_loss
+        from tfasc.losses import accuracy
 
         opt = make_optimizer(self.cfg, steps_per_epoch)
         if lr_override is not None:
             opt = keras.optimizers.Adam(lr_override)
-        model.compile(optimizer=opt, loss=make_loss(self.cfg.train.loss), metrics=[accuracy])
+        model.compile(optimizer=opt, loss=self.loss(), metrics=[accuracy])
         return model
+
+    def dataset(self, split: str, training: bool):
+        """The split's batches; with distillation the targets carry the fused teacher logits."""
+        teacher = self.teacher_targets(split) if self.cfg.distill.enabled else None
+        return self.pipeline().dataset(self.cache(split), training=training, teacher=teacher)
+
+    # -------------------------------------------------------- distillation
+    def teacher_config(self, spec) -> Config:
+        """A teacher's config, trained on the student's data and splits, float only."""
+        tcfg = to_dict(load_config(spec.config, spec.set))
+        tcfg["data"] = to_dict(self.cfg)["data"]
+        tcfg["qat"]["enabled"] = tcfg["export"]["enabled"] = tcfg["distill"]["enabled"] = False
+        tcfg["distill"]["teachers"] = []
+        return config_from_dict(tcfg)
+
+    def train_teacher(self, i: int, spec):
+        """Train one teacher with this trainer into ``teachers/<id>`` and collect its logits for every clip."""
+        from tfasc.distill import LogitsStore
+
+        tcfg = self.teacher_config(spec)
+        tid = spec.id or f"t{i}_{tcfg.name}_seed{tcfg.seed}"
+        log.info("phase teachers: training teacher %s (%s)", tid, os.path.basename(spec.config))
+        t = Trainer(tcfg, self.path("teachers", tid))
+        save_config(tcfg, t.path("config.yaml"))
+        set_determinism(tcfg.seed, tcfg.train.deterministic)
+        model = t.train_float()
+        logits_model = keras.Model(model.input, model.get_layer("softmax").input)
+        files, logits = [], []
+        for split, recs in t.splits().items():
+            if recs:
+                files += [r.filename for r in recs]
+                logits.append(t.predict(logits_model, split))
+        set_determinism(self.cfg.seed, self.cfg.train.deterministic)
+        return LogitsStore(tuple(files), (tid,), np.concatenate(logits)[None])
+
+    def teacher_store(self):
+        """The ensemble's logits store ``teacher_logits.npz``: loaded/imported, or trained here."""
+        from tfasc.distill import LogitsStore
+
+        path = self.path("teacher_logits.npz")
+        if self.done("teachers") and os.path.isfile(path):
+            return LogitsStore.load(path)
+        d = self.cfg.distill
+        if d.store:
+            log.info("phase teachers: loading %s", d.store)
+            store = LogitsStore.load(d.store)
+        elif d.teachers:
+            store = LogitsStore.merge([self.train_teacher(i, t) for i, t in enumerate(d.teachers)])
+        else:
+            raise ConfigError("distill.enabled: set distill.store (a logits file) or distill.teachers (configs to train)")
+        for split in ("train", "val"):
+            recs = dict(self.splits().items())[split]
+            store.index([r.filename for r in recs])  # raises naming the clips without logits
+        store.save(path)
+        self._mark("teachers", teachers=list(store.teachers), clips=len(store.filenames))
+        return store
+
+    def fusion(self):
+        """Averaged or fused (seed 000 eq. 4, fitted on the validation clips) teacher ensemble."""
+        from tfasc.distill import Fusion
+
+        path = self.path("fusion.json")
+        if self.done("fusion") and os.path.isfile(path):
+            return Fusion.from_dict(read_json(path))
+        store = self.teacher_store()
+        if self.cfg.distill.fusion == "averaged":
+            fusion = Fusion.averaged(len(store.teachers), self.cfg.model.num_classes)
+        else:
+            val = self.splits().val
+            if not val:
+                raise ConfigError("distill.fusion: 'fused' is fitted on held-out clips; set data.val_fraction > 0 "
+                                  "or use distill.fusion: averaged")
+            fusion = Fusion.fit(store.lookup([r.filename for r in val]), np.array([r.label for r in val]))
+        write_json(path, {**fusion.to_dict(), "teachers": list(store.teachers)})
+        log.info("phase fusion: %s, weights %s", fusion.kind, np.round(fusion.weights, 3).tolist())
+        self._mark("fusion", kind=fusion.kind)
+        return fusion
+
+    def teacher_targets(self, split: str) -> np.ndarray:
+        """Fused teacher logits ``[n, C]`` aligned with the split's cached clips."""
+        if split not in getattr(self, "_teacher_targets", {}):
+            store = self.teacher_store()
+            recs = self.cache(split).records
+            self._teacher_targets = getattr(self, "_teacher_targets", {})
+            self._teacher_targets[split] = self.fusion().apply(store.lookup([r.filename for r in recs]))
+        return self._teacher_targets[split]
+
+    def evaluate_teachers(self) -> dict:
+        """Each teacher's, the averaged and the fused ensemble's metrics (Table IV), on test (or val) clips."""
+        from tfasc.distill import Fusion, softmax
+        from tfasc.evaluate import compute_metrics
+
+        store, fusion = self.teacher_store(), self.fusion()
+        split = "test" if store.covers([r.filename for r in self.splits().test]) else "val"
+        recs = dict(self.splits().items())[split]
+        z = store.lookup([r.filename for r in recs])
+        suffix = "" if split == "test" else " (val)"
+        out = {f"teacher {t}{suffix}": compute_metrics(softmax(z[i]), recs) for i, t in enumerate(store.teachers)}
+        out[f"ensemble averaged{suffix}"] = compute_metrics(softmax(Fusion.averaged(len(store.teachers)).apply(z)), recs)
+        if fusion.kind == "fused":
+            out[f"ensemble fused{suffix}"] = compute_metrics(softmax(fusion.apply(z)), recs)
+        for k, v in out.items():
+            log.info("phase evaluate: %s accuracy %.2f %%", k, 100 * v["overall"]["accuracy"])
+        return out
 
     def train_float(self):
         model_path = self.path("model.keras")
@@ -206,9 +331,8 @@ class Trainer:
             log.info("phase train: reusing %s", model_path)
             return load_model(model_path)
         cfg = self.cfg
-        pipe = self.pipeline()
-        train_ds = pipe.dataset(self.cache("train"), training=True)
-        val_ds = pipe.dataset(self.cache("val"), training=False) if self.splits().val else None
+        train_ds = self.dataset("train", training=True)
+        val_ds = self.dataset("val", training=False) if self.splits().val else None
         steps = max(1, len(self.cache("train")) // cfg.train.batch_size)
         strategy = get_strategy(cfg.train.strategy)
         with strategy.scope():
@@ -225,6 +349,7 @@ class Trainer:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max",
                                                                factor=cfg.train.schedule.plateau_factor,
                                                                patience=cfg.train.schedule.plateau_patience))
+        callbacks += self.callbacks(cfg.train.epochs)
         log.info("phase train: %s, %d epochs x %d steps on %s", model.name, cfg.train.epochs, steps,
                  ", ".join(d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU") or "CPU")
         t0 = time.time()
@@ -283,7 +408,7 @@ class Trainer:
         steps = max(1, len(self.cache("train")) // self.cfg.train.batch_size)
         self.compile(qmodel, steps, lr_override=q.lr)
         log.info("phase qat: %d epochs at lr %g", q.epochs, q.lr)
-        qmodel.fit(self.pipeline().dataset(self.cache("train"), training=True), epochs=q.epochs,
+        qmodel.fit(self.dataset("train", training=True), epochs=q.epochs, callbacks=self.callbacks(q.epochs),
                    verbose=2 if os.environ.get("CI") else 1)
         from tfasc.io import atomic_write
 
@@ -346,6 +471,9 @@ class Trainer:
         save_config(self.cfg, self.path("config.yaml"))
         set_determinism(self.cfg.seed, self.cfg.train.deterministic)
         self.splits()
+        teachers = {}
+        if self.cfg.distill.enabled:
+            teachers = self.evaluate_teachers()
         model = self.train_float()
         results = {"float": self.evaluate_float(model)}
         int8_path = self.path("model_int8.tflite")
@@ -362,6 +490,7 @@ class Trainer:
             results["int8_litert"] = self.evaluate_int8(data, "litert")
             if self.cfg.evaluate_tflm:
                 results["int8_tflm"] = self.evaluate_int8(data, "tflm")
+        results.update(teachers)
         from tfasc.evaluate import write_report
 
         files = write_report(results, self.out, "evaluation", title=self.cfg.name)
