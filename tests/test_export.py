@@ -84,3 +84,25 @@ def test_codegen_deterministic_round_trip_and_compiles(int8_model, tmp_path):
             pytest.fail(f"{cxx[0]} is not installed (.ci/run installs gcc-arm-none-eabi)")
         for src in sources:
             subprocess.run(cxx + ["-c", src, "-o", os.devnull], cwd=a, check=True)
+
+
+def test_cnn5_batchnorm_fold_is_exact_and_leaves_no_standalone_mul_add():
+    from tfasc.models.cnn5 import build_cnn5
+
+    rng = np.random.default_rng(2)
+    model = build_cnn5((40, 60, 1), temperature=5.0)
+    for i in range(1, 6):  # non-trivial BN statistics and affine parameters
+        bn = model.get_layer(f"conv{i}_bn")
+        c = bn.get_weights()[0].shape[0]
+        bn.set_weights([rng.uniform(0.5, 2, c), rng.normal(0, 0.5, c), rng.normal(0, 0.5, c), rng.uniform(0.2, 3, c)])
+    x = rng.normal(size=(4, 40, 60, 1)).astype(np.float32)
+    d = deploy_model(model)
+    assert not [l for l in d.layers if isinstance(l, keras.layers.BatchNormalization)]
+    logits = keras.Model(model.input, model.get_layer("softmax").input).predict(x, verbose=0)
+    folded = keras.Model(d.input, d.get_layer("softmax").input).predict(x, verbose=0)
+    np.testing.assert_allclose(folded, logits / 5.0, rtol=1e-4, atol=1e-4)  # BN and 1/T folded, in float
+    assert d.count_params() == model.count_params() - 4 * (16 + 32 + 32 + 64 + 64)
+    data = convert_int8(d, x)
+    ops = op_list(data)
+    assert "MUL" not in ops and "ADD" not in ops and set(ops) <= {"CONV_2D", "AVERAGE_POOL_2D", "RESHAPE",
+                                                                   "FULLY_CONNECTED", "SOFTMAX"}

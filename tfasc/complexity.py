@@ -145,32 +145,28 @@ def builtin_names() -> dict[int, str]:
     return {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
 
 
+def op_names(model) -> list[str]:
+    """The builtin name of every operator of the first subgraph, in order (``CUSTOM:<code>`` otherwise)."""
+    names = builtin_names()
+    out = []
+    for op in model.subgraphs[0].operators:
+        oc = model.operatorCodes[op.opcodeIndex]
+        out.append(names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), f"CUSTOM:{oc.customCode}"))
+    return out
+
+
 def read_tflite(data: bytes):
     """The flatbuffer as the generated object API (``ModelT``)."""
     return _schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
-
-
-def tflite_ops(model) -> list[str]:
-    names = builtin_names()
-    out = []
-    for sg in model.subgraphs:
-        for op in sg.operators:
-            oc = model.operatorCodes[op.opcodeIndex]
-            code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
-            out.append(names.get(code, f"CUSTOM:{oc.customCode}"))
-    return out
 
 
 def tflite_complexity(data: bytes) -> dict:
     """NeSsi-compatible MACs and parameter bytes of a TFLite model (first subgraph)."""
     model = read_tflite(data)
     sg = model.subgraphs[0]
-    names = builtin_names()
     rows = []
     total = true_total = 0
-    for op in sg.operators:
-        oc = model.operatorCodes[op.opcodeIndex]
-        name = names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "CUSTOM")
+    for op, name in zip(sg.operators, op_names(model)):
         ins = [list(sg.tensors[i].shape) if i >= 0 else None for i in op.inputs]
         out = list(sg.tensors[op.outputs[0]].shape)
         n_out = _prod(out)

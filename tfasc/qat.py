@@ -16,7 +16,15 @@ from tfasc.models.layers import CUSTOM_OBJECTS, HeatedSoftmax, ResidualNorm
 
 
 def deploy_model(model):
-    """A copy of ``model`` with softmax(z / T) folded into the Dense: W/T, b/T and T = 1."""
+    """A copy of ``model`` with softmax(z / T) folded into the Dense: W/T, b/T and T = 1.
+
+    The five-layer CNN's post-ReLU BatchNorms are folded first (``fold_batchnorm``), so the
+    int8 graph has no standalone MUL/ADD.
+    """
+    if model.name == "cnn5":
+        from tfasc.models.cnn5 import fold_batchnorm
+
+        model = fold_batchnorm(model)
     cfg = model.get_config()
     temperature = 1.0
     for layer in cfg["layers"]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfasc.complexity import builtin_names, read_tflite
+from tfasc.complexity import op_names, read_tflite
 
 # Builtin ops the TFLM interpreter registers (tflite_micro MicroMutableOpResolver Add* names).
 TFLM_OPS = {
@@ -25,26 +25,15 @@ class ExportError(ValueError):
 
 def op_list(data: bytes) -> list[str]:
     """The distinct builtin ops of a model, in first-use order."""
-    model = read_tflite(data)
-    names = builtin_names()
-    seen = []
-    for op in model.subgraphs[0].operators:
-        oc = model.operatorCodes[op.opcodeIndex]
-        n = names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), f"CUSTOM:{oc.customCode}")
-        if n not in seen:
-            seen.append(n)
-    return seen
+    return list(dict.fromkeys(op_names(read_tflite(data))))
 
 
 def check_int8(data: bytes) -> None:
     """Raise ExportError naming every float tensor and every op TFLM cannot run."""
     model = read_tflite(data)
     sg = model.subgraphs[0]
-    names = builtin_names()
     problems = []
-    for k, op in enumerate(sg.operators):
-        oc = model.operatorCodes[op.opcodeIndex]
-        n = names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), f"CUSTOM:{oc.customCode}")
+    for k, (op, n) in enumerate(zip(sg.operators, op_names(model))):
         if n not in TFLM_OPS:
             problems.append(f"op #{k} {n} is not supported by TFLM")
         for i in list(op.inputs) + list(op.outputs):
