@@ -1,4 +1,4 @@
-"""The ``tfasc`` command line: train, summary, complexity, data synth|check."""
+"""The ``tfasc`` command line: train, evaluate, export, predict, calibrate, analyze, summary, complexity, data."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,87 @@ def cmd_train(args) -> int:
     results = Trainer(cfg, out).run()
     acc = results["float"]["overall"]["accuracy"]
     print(f"run directory: {out}\nfloat test accuracy: {100 * acc:.2f} %")
+    return 0
+
+
+def _trainer(run_dir: str, *overrides):
+    from tfasc.config import replace
+    from tfasc.inference import Run
+    from tfasc.train import Trainer
+
+    run = Run(run_dir)
+    cfg = replace(run.cfg, **dict(overrides)) if overrides else run.cfg
+    return Trainer(cfg, run_dir)
+
+
+def cmd_evaluate(args) -> int:
+    t = _trainer(args.run)
+    backends = ("float", "litert", "tflm") if args.backend == "all" else (args.backend,)
+    data = None
+    if set(backends) & {"litert", "tflm"}:
+        path = t.path("model_int8.tflite")
+        if not os.path.isfile(path):
+            from tfasc.inference import RunError
+
+            raise RunError(f"{path}: missing; run `tfasc export {args.run}` first")
+        data = open(path, "rb").read()
+    if "tflm" in backends and not t.cfg.evaluate_tflm:
+        from tfasc.config import replace
+
+        t.cfg = replace(t.cfg, evaluate_tflm=True)
+    results = t.evaluate(data=data, backends=backends)
+    for k, v in results.items():
+        print(f"{k:32s} accuracy {100 * v['overall']['accuracy']:6.2f} %  log loss {v['overall']['log_loss']:.3f}")
+    print(f"report: {t.path('report.md')}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from tfasc.train import load_model
+
+    t = _trainer(args.run, ("export.enabled", True))
+    data = t.int8(load_model(t.path("model.keras")))
+    exp = t.state["export"]
+    print(f"{t.path('model_int8.tflite')}: {len(data):,} bytes; tensor arena {exp['arena_bytes']:,} bytes (TFLM)")
+    for f in exp["files"]:
+        print(f"  {t.path('tflm', f)}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from tfasc.inference import Predictor, Run
+
+    pred = Predictor(Run(args.run), args.backend)
+    results = [pred.predict_file(f, args.device) for f in args.files]
+    if args.json:
+        for r in results:
+            if not args.windows:
+                r.pop("windows")
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        p = r["probabilities"][r["scene"]]
+        print(f"{r['file']}: {r['scene']} ({100 * p:.1f} %, {len(r['windows'])} window(s) of {r['seconds']:.2f} s, {r['backend']})")
+        if args.windows:
+            for w in r["windows"]:
+                print(f"  {w['start_s']:8.2f} s  {w['scene']:20s} {100 * w['probabilities'][w['scene']]:.1f} %")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from tfasc.inference import Run, calibrate
+
+    path, n = calibrate(Run(args.run), args.device, args.files, args.out)
+    print(f"fitted spectrum correction for device {args.device!r} from {n} window(s) of {len(args.files)} file(s): {path}")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from tfasc.analyze import analyze_temperature
+    from tfasc.inference import Run
+
+    out = analyze_temperature(Run(args.run), args.temperatures, args.set)
+    print(f"accuracy vs T and embedding PCA: {out}")
     return 0
 
 
@@ -103,6 +184,37 @@ def main(argv=None) -> int:
     sp.add_argument("--out", help="run directory (default runs/<name>)")
     sp.set_defaults(fn=cmd_train)
 
+    sp = sub.add_parser("evaluate", help="per-device metrics of a run (float, int8 LiteRT, int8 TFLM) and its report")
+    sp.add_argument("run", help="run directory")
+    sp.add_argument("--backend", choices=("all", "float", "litert", "tflm"), default="all")
+    sp.set_defaults(fn=cmd_evaluate)
+
+    sp = sub.add_parser("export", help="QAT (when configured) and int8 TFLite + TFLM C sources for a trained run")
+    sp.add_argument("run", help="run directory")
+    sp.set_defaults(fn=cmd_export)
+
+    sp = sub.add_parser("predict", help="classify recordings of any length (1-s windows, averaged)")
+    sp.add_argument("run", help="run directory")
+    sp.add_argument("files", nargs="+", metavar="FILE.wav")
+    sp.add_argument("--backend", choices=("float", "litert", "tflm"), default="float")
+    sp.add_argument("--device", help="recording device (for spectrum correction); default: the unseen-device policy")
+    sp.add_argument("--windows", action="store_true", help="also print every window's prediction")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_predict)
+
+    sp = sub.add_parser("calibrate", help="fit a new device's spectrum correction from a few of its unlabeled recordings")
+    sp.add_argument("run", help="run directory")
+    sp.add_argument("files", nargs="+", metavar="FILE.wav")
+    sp.add_argument("--device", required=True, help="name of the new device")
+    sp.add_argument("--out", help="artifact path (default RUN/calibrated/DEVICE.npz)")
+    sp.set_defaults(fn=cmd_calibrate)
+
+    sp = sub.add_parser("analyze", help="seed 001 figures: accuracy vs softmax temperature, PCA of the pooled embeddings")
+    sp.add_argument("run", help="run directory whose recipe is retrained at each temperature")
+    sp.add_argument("--temperatures", type=float, nargs="+", default=[1, 5, 10, 15, 20, 30, 35])
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for the retrained models")
+    sp.set_defaults(fn=cmd_analyze)
+
     sp = sub.add_parser("summary", help="Keras summary, complexity table and DCASE budget verdict")
     with_config(sp)
     sp.add_argument("--json", action="store_true")
@@ -134,10 +246,13 @@ def main(argv=None) -> int:
     _setup_logging()
     from tfasc.config import ConfigError
     from tfasc.data.tau import DataError
+    from tfasc.distill import StoreError
+    from tfasc.inference import RunError
+    from tflm_export.convert import ExportError
 
     try:
         return args.fn(args)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, RunError, StoreError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

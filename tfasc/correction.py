@@ -5,7 +5,9 @@ clip's time-averaged STFT magnitude; the reference spectrum R is the mean of
 the reference devices' spectra (``ABC`` or ``BC``); the device's coefficient
 vector is c_d = R / S_d, one coefficient per STFT bin, applied to the magnitude
 before the mel filterbank. Devices without coefficients follow the ``unseen``
-policy: ``identity`` (all ones) or ``mean`` (mean of the known vectors).
+policy: ``identity`` (all ones) or ``mean`` (mean of the known vectors), or get
+their own vector from a handful of their unlabeled clips with :meth:`calibrate`
+(``tfasc calibrate``), which needs the stored reference spectrum R.
 """
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ REFERENCES = {"ABC": ("a", "b", "c"), "BC": ("b", "c")}
 class SpectrumCorrection:
     """Fitted per-device coefficients; ``table()`` gives one row per device in DEVICES order."""
 
-    def __init__(self, coefficients: dict[str, np.ndarray], sample_rate: int, n_fft: int, reference: str, unseen: str):
+    def __init__(self, coefficients: dict[str, np.ndarray], sample_rate: int, n_fft: int, reference: str, unseen: str,
+                 reference_spectrum: np.ndarray | None = None):
         self.coefficients = {k: np.asarray(v, np.float32) for k, v in coefficients.items()}
+        self.reference_spectrum = None if reference_spectrum is None else np.asarray(reference_spectrum, np.float64)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.reference = reference
@@ -37,7 +41,17 @@ class SpectrumCorrection:
         device_spec = {d: np.mean(np.asarray(s, np.float64), axis=0) for d, s in mean_spectra.items()}
         ref = np.mean([device_spec[d] for d in refs], axis=0)
         coefs = {d: ref / np.maximum(s, 1e-10) for d, s in device_spec.items()}
-        return cls(coefs, sample_rate, n_fft, reference, unseen)
+        return cls(coefs, sample_rate, n_fft, reference, unseen, ref)
+
+    def calibrate(self, device: str, mean_spectra: np.ndarray) -> "SpectrumCorrection":
+        """A new correction with ``device``'s vector R / S fitted from ``[n_clips, n_bins]`` of its clips."""
+        if self.reference_spectrum is None:
+            raise ValueError("this correction artifact has no reference spectrum; fit it again to calibrate new devices")
+        s = np.mean(np.asarray(mean_spectra, np.float64), axis=0)
+        if s.shape != self.reference_spectrum.shape:
+            raise ValueError(f"calibration spectra have {s.shape[0]} bins, the correction {self.reference_spectrum.shape[0]}")
+        coefs = {**self.coefficients, device: self.reference_spectrum / np.maximum(s, 1e-10)}
+        return SpectrumCorrection(coefs, self.sample_rate, self.n_fft, self.reference, self.unseen, self.reference_spectrum)
 
     def vector(self, device: str) -> np.ndarray:
         if device in self.coefficients:
@@ -65,6 +79,7 @@ class SpectrumCorrection:
                     n_fft=self.n_fft,
                     reference=self.reference,
                     unseen=self.unseen,
+                    **({} if self.reference_spectrum is None else {"reference_spectrum": self.reference_spectrum}),
                 )
 
         atomic_write(path, write)
@@ -73,4 +88,5 @@ class SpectrumCorrection:
     def load(cls, path: str) -> "SpectrumCorrection":
         z = np.load(path)
         coefs = dict(zip(z["devices"].tolist(), z["coefficients"]))
-        return cls(coefs, int(z["sample_rate"]), int(z["n_fft"]), str(z["reference"]), str(z["unseen"]))
+        ref = z["reference_spectrum"] if "reference_spectrum" in z.files else None
+        return cls(coefs, int(z["sample_rate"]), int(z["n_fft"]), str(z["reference"]), str(z["unseen"]), ref)
