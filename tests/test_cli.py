@@ -122,3 +122,34 @@ def test_pca_matches_numpy_covariance():
     ev = np.sort(np.linalg.eigvalsh(np.cov(x.T)))[::-1]
     np.testing.assert_allclose(var, ev[:2] / ev.sum(), rtol=1e-6)
     np.testing.assert_allclose(np.var(proj, 0, ddof=1), ev[:2], rtol=1e-6)
+
+
+def test_cnn5_windowed_export_runs_in_tflm(tiny_dataset, tmp_path):
+    """CNN5 exported for 29-frame windows of a 1-s clip: no BN ops, smaller arena, window-averaged evaluation."""
+    from tfasc.config import load_config
+    from tflm_export.convert import op_list
+
+    cfg = load_config(os.path.join(ROOT, "configs", "cnn5.yaml"), [
+        f"data.root={tiny_dataset}", f"data.cache_dir={tmp_path / 'cache'}", "data.layout=tau22", "data.clip_seconds=1.0",
+        "data.val_fraction=0.5", "train.epochs=1", "train.batch_size=16", "qat.epochs=1", "export.window_frames=29",
+        "export.representative_clips=20", "export.verify_clips=10", "features.correction.clips_per_device=10"])
+    out = str(tmp_path / "run")
+    results = Trainer(cfg, out).run()
+    t = Trainer(cfg, out)
+    assert t.input_shape == (256, 87, 1) and t.export_shape == (256, 29, 1)
+    data = open(os.path.join(out, "model_int8.tflite"), "rb").read()
+    ops = op_list(data)
+    assert "MUL" not in ops and "ADD" not in ops
+    exp = t.state["export"]
+    assert exp["input_shape"] == [256, 29, 1] and exp["full_input_arena_bytes"] > 2 * exp["arena_bytes"]
+    assert {"float", "float_windowed", "int8_litert", "int8_tflm"} <= set(results)
+    settings = open(os.path.join(out, "tflm", "cnn5_model_settings.h")).read()
+    assert "29" in settings
+    # the int8 evaluation averages the 3 windows of each clip: check one clip against a direct computation
+    from tflm_export.verify import Runner
+
+    x = t.test_features()[:2]
+    r = Runner(data, "litert")
+    direct = np.stack([r.predict(np.stack([x[i, :, k * 29:(k + 1) * 29] for k in range(3)])).mean(0) for i in range(2)])
+    pred = Run(out).classifier("litert")(x)
+    np.testing.assert_allclose(pred, direct, atol=1e-6)

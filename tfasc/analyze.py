@@ -90,7 +90,7 @@ def analyze_temperature(run, temperatures, overrides=()) -> str:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=5, markerscale=2, loc="best")
-    fig.suptitle("PCA of the global-average-pooling embeddings (test clips, coloured by scene)")
+    fig.suptitle("PCA of the global-average-pooling embeddings (test clips, coloured by scene)", y=1.03)
     _savefig(fig, os.path.join(out, "embeddings_pca.png"))
     plt.close(fig)
 

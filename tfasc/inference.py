@@ -81,9 +81,12 @@ class Run:
             raise RunError(f"{path}: missing; enable export (export.enabled: true) and run `tfasc export {self.dir}`")
         from tflm_export.verify import Runner
 
+        from tfasc.train import windowed_predict
+
         with open(path, "rb") as fh:
             runner = Runner(fh.read(), backend)
-        return runner.predict
+        frames = int(runner.inp["shape"][2])  # a windowed export averages its windows
+        return lambda x: windowed_predict(runner.predict, x, frames)
 
 
 def windows(wave: np.ndarray, n: int) -> np.ndarray:

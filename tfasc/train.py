@@ -416,7 +416,33 @@ class Trainer:
         self._mark("qat", epochs=q.epochs)
         return qmodel
 
-    def export(self, qmodel) -> bytes:
+    # ----------------------------------------------------- windowed export
+    @property
+    def export_shape(self):
+        """The int8 model's input: the full clip, or ``export.window_frames`` frames of it."""
+        F, T, C = self.input_shape
+        w = self.cfg.export.window_frames
+        if w > T:
+            raise ConfigError(f"export.window_frames: {w} exceeds the {T} frames of a {self.cfg.data.clip_seconds}-s clip")
+        return (F, w or T, C)
+
+    def at_export_shape(self, model, qmodel):
+        """``qmodel`` rebuilt for the export input (fully convolutional models with global pooling: same weights)."""
+        if self.export_shape == self.input_shape:
+            return qmodel
+        from tfasc.models import build_model
+        from tfasc.qat import deploy_model, quantize_model
+
+        f = build_model(self.cfg.model, self.export_shape)
+        f.set_weights(model.get_weights())
+        if qmodel is model:
+            return f
+        q = quantize_model(deploy_model(f))
+        q.set_weights(qmodel.get_weights())
+        return q
+
+    def export(self, model, qmodel) -> bytes:
+        from tfasc.data.tau import SCENES
         from tfasc.features import mel_matrix, window
         from tfasc.io import atomic_write_bytes
         from tflm_export import codegen
@@ -427,45 +453,59 @@ class Trainer:
         if self.done("export") and os.path.isfile(path):
             return open(path, "rb").read()
         e = self.cfg.export
-        log.info("phase export: int8 conversion with %d representative clips", e.representative_clips)
-        data = convert_int8(qmodel, self.representative(e.representative_clips))
+        frames = self.export_shape[1]
+        rep = frame_windows(self.representative(e.representative_clips), frames)[: max(e.representative_clips, 1)]
+        log.info("phase export: int8 conversion of a %s input with %d representative windows", self.export_shape, len(rep))
+        emodel = self.at_export_shape(model, qmodel)
+        data = convert_int8(emodel, rep)
         arena = arena_bytes(data)
         flash_kb, arena_kb = len(data) / 1024, arena / 1024
         if e.max_flash_kb and flash_kb > e.max_flash_kb:
             raise ExportError(f"export.max_flash_kb: the model needs {flash_kb:.1f} KB of flash, over the {e.max_flash_kb} KB budget")
         if e.max_arena_kb and arena_kb > e.max_arena_kb:
-            raise ExportError(f"export.max_arena_kb: the tensor arena needs {arena_kb:.1f} KB, over the {e.max_arena_kb} KB budget")
-        atomic_write_bytes(path, data)
+            raise ExportError(f"export.max_arena_kb: the tensor arena needs {arena_kb:.1f} KB, over the {e.max_arena_kb} KB budget"
+                              + ("" if e.window_frames else "; export.window_frames exports a shorter window"))
+        x = frame_windows(self.test_features()[: e.verify_clips], frames)[: e.verify_clips]
+        parity = compare_backends(data, x)
+        if parity["max_lsb_diff"] > e.parity_max_lsb or parity["top1_agreement"] < e.parity_min_top1:
+            raise ExportError(f"TFLM and LiteRT reference kernels disagree beyond export.parity_max_lsb = "
+                              f"{e.parity_max_lsb} / export.parity_min_top1 = {e.parity_min_top1}: {parity}")
         ref = Runner(data, "litert")
-        name = e.name or self.cfg.name
+        parity["int8_vs_qat_float_top1"] = float(np.mean(np.argmax(ref.predict(x), 1)
+                                                         == np.argmax(emodel.predict(x, verbose=0), 1)))
+        extra = {}
+        if frames != self.input_shape[1]:  # the full-clip model's arena, for comparison
+            extra["full_input_arena_bytes"] = arena_bytes(convert_int8(qmodel, self.representative(16)))
         info = {
-            "input_shape": list(self.input_shape), "labels": list(__import__("tfasc.data.tau", fromlist=["SCENES"]).SCENES),
+            "input_shape": list(self.export_shape), "labels": list(SCENES),
             "input_scale": float(ref.inp["quantization"][0]), "input_zero_point": int(ref.inp["quantization"][1]),
             "output_scale": float(ref.out["quantization"][0]), "output_zero_point": int(ref.out["quantization"][1]),
             "arena_measured": arena, "arena_margin": e.arena_margin,
             "arena_bytes": int(np.ceil(arena * (1 + e.arena_margin) / 16) * 16), "ops": op_list(data),
         }
         corr = self.correction()
-        files = codegen.generate(self.path("tflm"), name, data, info, self.cfg.features, mel_matrix(self.cfg.features),
-                                 window(self.cfg.features), None if corr is None else corr.table())
-        x = self.pipeline().features_of(self.cache("test"))[: e.verify_clips]
-        parity = compare_backends(data, x)
-        if parity["max_lsb_diff"] > e.parity_max_lsb or parity["top1_agreement"] < e.parity_min_top1:
-            raise ExportError(f"TFLM and LiteRT reference kernels disagree beyond export.parity_max_lsb = "
-                              f"{e.parity_max_lsb} / export.parity_min_top1 = {e.parity_min_top1}: {parity}")
-        float_top1 = np.argmax(qmodel.predict(x, verbose=0), 1)
-        parity["int8_vs_qat_float_top1"] = float(np.mean(np.argmax(ref.predict(x), 1) == float_top1))
+        files = codegen.generate(self.path("tflm"), e.name or self.cfg.name, data, info, self.cfg.features,
+                                 mel_matrix(self.cfg.features), window(self.cfg.features),
+                                 None if corr is None else corr.table())
+        atomic_write_bytes(path, data)
         log.info("phase export: %d bytes flash, %d bytes arena, TFLM vs LiteRT %s", len(data), arena, parity)
-        self._mark("export", flash_bytes=len(data), arena_bytes=arena, files=files, verification=parity)
+        self._mark("export", flash_bytes=len(data), arena_bytes=arena, input_shape=list(self.export_shape), files=files,
+                   verification=parity, **extra)
         return data
 
+    def test_features(self) -> np.ndarray:
+        if getattr(self, "_test_features", None) is None:
+            self._test_features = self.pipeline().features_of(self.cache("test"))
+        return self._test_features
+
     def evaluate_int8(self, data: bytes, backend: str) -> dict:
+        """Test metrics of the int8 model; a windowed export averages its windows' probabilities per clip."""
         from tfasc.evaluate import compute_metrics
         from tflm_export.verify import Runner
 
-        if getattr(self, "_test_features", None) is None:
-            self._test_features = self.pipeline().features_of(self.cache("test"))
-        m = compute_metrics(Runner(data, backend).predict(self._test_features), self.cache("test").records)
+        runner = Runner(data, backend)
+        probs = windowed_predict(runner.predict, self.test_features(), int(runner.inp["shape"][2]))
+        m = compute_metrics(probs, self.cache("test").records)
         log.info("phase evaluate: int8 %s test accuracy %.2f %%", backend, 100 * m["overall"]["accuracy"])
         return m
 
@@ -481,13 +521,20 @@ class Trainer:
                 self.train_qat(model)
             return None
         qmodel = self.train_qat(model) if self.cfg.qat.enabled else model
-        return self.export(qmodel)
+        return self.export(model, qmodel)
 
     def evaluate(self, model=None, data: bytes | None = None, backends=("float", "litert", "tflm")) -> dict:
         """Per-device metrics of the chosen backends (and the teachers, with distillation); writes the report."""
         results = {}
         if "float" in backends:
-            results["float"] = self.evaluate_float(model if model is not None else load_model(self.path("model.keras")))
+            model = model if model is not None else load_model(self.path("model.keras"))
+            results["float"] = self.evaluate_float(model)
+            if self.export_shape != self.input_shape:  # windowed inference with the float weights, for comparison
+                from tfasc.evaluate import compute_metrics
+
+                f = self.at_export_shape(model, model)
+                probs = windowed_predict(lambda x: f.predict(x, verbose=0), self.test_features(), self.export_shape[1])
+                results["float_windowed"] = compute_metrics(probs, self.cache("test").records)
         if data is not None:
             if "litert" in backends:
                 results["int8_litert"] = self.evaluate_int8(data, "litert")
@@ -516,6 +563,23 @@ class Trainer:
         model = self.train_float()
         data = self.int8(model)
         return self.evaluate(model, data)
+
+
+def frame_windows(x: np.ndarray, frames: int) -> np.ndarray:
+    """``[n, F, T, 1]`` features -> ``[n * k, F, frames, 1]``: the k = T // frames consecutive windows of every clip."""
+    n, F, T, C = x.shape
+    k = T // frames
+    if k == 1 and frames == T:
+        return x
+    w = x[:, :, : k * frames].reshape(n, F, k, frames, C)
+    return np.moveaxis(w, 2, 1).reshape(n * k, F, frames, C)
+
+
+def windowed_predict(predict, x: np.ndarray, frames: int) -> np.ndarray:
+    """Clip probabilities as the mean over the clip's windows of ``frames`` frames."""
+    k = x.shape[2] // frames
+    p = np.asarray(predict(frame_windows(x, frames)))
+    return p.reshape(len(x), k, -1).mean(1)
 
 
 def save_model(model, path: str) -> None:
