@@ -188,3 +188,25 @@ def test_distill_config_errors(tiny_dataset, tmp_path):
     make_store().save(str(tmp_path / "store.npz"))  # logits for clips that are not in the dataset
     with pytest.raises(StoreError, match="no teacher logits"):
         Trainer(cfg, str(tmp_path / "run")).run()
+
+
+def test_teacher_ensemble_trained_in_the_run_and_collected_by_the_cli(tiny_dataset, tmp_path):
+    from tfasc.cli import main
+    from tfasc.train import Trainer
+
+    cfg = load_config(os.path.join(ROOT, "configs", "demo.yaml"), [
+        f"data.root={tiny_dataset}", f"data.cache_dir={tmp_path / 'cache'}", "data.val_fraction=0.5",
+        "train.epochs=1", "train.batch_size=16", "augment.dir.p=0.0", "qat.enabled=false", "export.enabled=false",
+        "distill.enabled=true", "distill.fusion=averaged",
+        "distill.teachers=[{id: tiny, config: teacher_cpresnet.yaml, set: [model.width=8, model.depth=1, train.epochs=1, "
+        "train.batch_size=16, augment.dir.p=0.0]}]"])
+    out = str(tmp_path / "run")
+    Trainer(cfg, out).run()
+    tcfg = load_config(os.path.join(out, "teachers", "tiny", "config.yaml"))
+    assert tcfg.model.width == 8 and tcfg.data == cfg.data  # the teacher trains on the student's data and splits
+    store = LogitsStore.load(os.path.join(out, "teacher_logits.npz"))
+    assert store.teachers == ("tiny",)
+    # the same teacher run, collected again by `tfasc teachers`, gives the same logits
+    assert main(["teachers", os.path.join(out, "teachers", "tiny"), "--out", str(tmp_path / "again.npz")]) == 0
+    again = LogitsStore.load(str(tmp_path / "again.npz"))
+    np.testing.assert_allclose(again.lookup(store.filenames), store.logits, atol=1e-4)

@@ -105,6 +105,22 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_teachers(args) -> int:
+    from tfasc.distill import LogitsStore
+    from tfasc.train import load_model
+
+    stores = []
+    for run in args.runs:
+        t = _trainer(run)
+        tid = os.path.basename(os.path.normpath(run))
+        print(f"teacher {tid}: logits of every clip of {t.cfg.data.root}")
+        stores.append(t.logits_store(load_model(t.path("model.keras")), tid))
+    store = LogitsStore.merge(stores)
+    store.save(args.out)
+    print(f"{args.out}: {len(store.teachers)} teacher(s) x {len(store.filenames)} clips")
+    return 0
+
+
 def cmd_summary(args) -> int:
     from tfasc.complexity import budget_verdict, format_table, keras_summary
     from tfasc.config import load_config
@@ -214,6 +230,11 @@ def main(argv=None) -> int:
     sp.add_argument("--temperatures", type=float, nargs="+", default=[1, 5, 10, 15, 20, 30, 35])
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for the retrained models")
     sp.set_defaults(fn=cmd_analyze)
+
+    sp = sub.add_parser("teachers", help="collect finished teacher runs' logits into one store for distillation")
+    sp.add_argument("runs", nargs="+", metavar="RUN", help="teacher run directories (the directory name is the teacher id)")
+    sp.add_argument("--out", required=True, help="logits store to write (.npz)")
+    sp.set_defaults(fn=cmd_teachers)
 
     sp = sub.add_parser("summary", help="Keras summary, complexity table and DCASE budget verdict")
     with_config(sp)

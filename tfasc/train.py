@@ -237,23 +237,27 @@ class Trainer:
 
     def train_teacher(self, i: int, spec):
         """Train one teacher with this trainer into ``teachers/<id>`` and collect its logits for every clip."""
-        from tfasc.distill import LogitsStore
-
         tcfg = self.teacher_config(spec)
         tid = spec.id or f"t{i}_{tcfg.name}_seed{tcfg.seed}"
         log.info("phase teachers: training teacher %s (%s)", tid, os.path.basename(spec.config))
         t = Trainer(tcfg, self.path("teachers", tid))
         save_config(tcfg, t.path("config.yaml"))
         set_determinism(tcfg.seed, tcfg.train.deterministic)
-        model = t.train_float()
+        store = t.logits_store(t.train_float(), tid)
+        set_determinism(self.cfg.seed, self.cfg.train.deterministic)
+        return store
+
+    def logits_store(self, model, teacher_id: str):
+        """This run's model as a teacher: its logits for every clip of every split."""
+        from tfasc.distill import LogitsStore
+
         logits_model = keras.Model(model.input, model.get_layer("softmax").input)
         files, logits = [], []
-        for split, recs in t.splits().items():
+        for split, recs in self.splits().items():
             if recs:
                 files += [r.filename for r in recs]
-                logits.append(t.predict(logits_model, split))
-        set_determinism(self.cfg.seed, self.cfg.train.deterministic)
-        return LogitsStore(tuple(files), (tid,), np.concatenate(logits)[None])
+                logits.append(self.predict(logits_model, split))
+        return LogitsStore(tuple(files), (teacher_id,), np.concatenate(logits)[None])
 
     def teacher_store(self):
         """The ensemble's logits store ``teacher_logits.npz``: loaded/imported, or trained here."""
