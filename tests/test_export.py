@@ -106,3 +106,15 @@ def test_cnn5_batchnorm_fold_is_exact_and_leaves_no_standalone_mul_add():
     ops = op_list(data)
     assert "MUL" not in ops and "ADD" not in ops and set(ops) <= {"CONV_2D", "AVERAGE_POOL_2D", "RESHAPE",
                                                                    "FULLY_CONNECTED", "SOFTMAX"}
+
+
+def test_tflm_runs_models_whose_arena_exceeds_the_default():
+    """The TFLM Python API defaults to an arena of 10x the model size; large activations need more."""
+    from tfasc.models.cnn5 import build_cnn5
+
+    x = np.random.default_rng(3).normal(size=(4, 256, 200, 1)).astype(np.float32)
+    data = convert_int8(deploy_model(build_cnn5((256, 200, 1))), x)
+    arena = arena_bytes(data)
+    assert arena > 10 * len(data) and arena > 254 * 198 * 16  # at least conv1's int8 output
+    parity = compare_backends(data, x[:2])
+    assert parity["max_lsb_diff"] <= 1 and parity["top1_agreement"] == 1.0

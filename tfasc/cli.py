@@ -121,6 +121,16 @@ def cmd_teachers(args) -> int:
     return 0
 
 
+def cmd_ablate(args) -> int:
+    from tfasc.ablation import run_ablation
+
+    out = args.out or os.path.join("runs", "ablation_" + os.path.splitext(os.path.basename(args.ablation))[0])
+    table, _ = run_ablation(args.ablation, out, args.set)
+    print(table)
+    print(f"\nwritten to {os.path.join(out, 'ablation.md')}")
+    return 0
+
+
 def cmd_summary(args) -> int:
     from tfasc.complexity import budget_verdict, format_table, keras_summary
     from tfasc.config import load_config
@@ -235,6 +245,12 @@ def main(argv=None) -> int:
     sp.add_argument("runs", nargs="+", metavar="RUN", help="teacher run directories (the directory name is the teacher id)")
     sp.add_argument("--out", required=True, help="logits store to write (.npz)")
     sp.set_defaults(fn=cmd_teachers)
+
+    sp = sub.add_parser("ablate", help="train the rows of an ablation file and print the per-device table")
+    sp.add_argument("ablation", help="ablation YAML (configs/ablations/)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every row")
+    sp.add_argument("--out", help="output directory (default runs/ablation_<file>)")
+    sp.set_defaults(fn=cmd_ablate)
 
     sp = sub.add_parser("summary", help="Keras summary, complexity table and DCASE budget verdict")
     with_config(sp)

@@ -46,7 +46,8 @@ class Run:
         return int(round(self.cfg.data.clip_seconds * self.cfg.features.sample_rate))
 
     def correction(self) -> SpectrumCorrection | None:
-        if not self.cfg.features.correction.enabled:
+        c = self.cfg.features.correction
+        if not c.enabled or c.reference == "none":
             return None
         path = self.path("correction.npz")
         if not os.path.isfile(path):

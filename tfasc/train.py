@@ -129,7 +129,7 @@ class Trainer:
     def correction(self):
         """The fitted spectrum correction (fit once, saved as ``correction.npz``), or None."""
         c = self.cfg.features.correction
-        if not c.enabled:
+        if not c.enabled or c.reference == "none":  # Ref.none: no correction (seed 001's NoCorrection)
             return None
         from tfasc.correction import SpectrumCorrection
 

@@ -9,6 +9,21 @@ import tempfile
 import numpy as np
 
 
+def tflm_interpreter(data: bytes):
+    """A TFLM interpreter for ``data``, with an arena grown until the model's tensors fit.
+
+    (The Python API's default arena is 10x the model size, too small for large activations.)
+    """
+    from tflite_micro.python.tflite_micro import runtime as tflm
+
+    for size in (10 * len(data), 8 << 20, 64 << 20, 512 << 20):
+        try:
+            return tflm.Interpreter.from_bytes(data, arena_size=size)
+        except RuntimeError as e:
+            last = e
+    raise RuntimeError(f"TFLM cannot allocate the model's tensors even in a {512 << 20}-byte arena: {last}")
+
+
 class Runner:
     """Quantize float features, run one backend, return int8 outputs and dequantized probabilities."""
 
@@ -22,9 +37,7 @@ class Runner:
         if backend == "litert":
             self.interp = ref
         elif backend == "tflm":
-            from tflite_micro.python.tflite_micro import runtime as tflm
-
-            self.interp = tflm.Interpreter.from_bytes(data)
+            self.interp = tflm_interpreter(data)
         else:
             raise ValueError(f"unknown backend {backend!r}; expected litert or tflm")
 
@@ -56,9 +69,7 @@ class Runner:
 
 def arena_bytes(data: bytes) -> int:
     """Total TFLM tensor-arena bytes, read from ``print_allocations()`` on C-level stderr."""
-    from tflite_micro.python.tflite_micro import runtime as tflm
-
-    interp = tflm.Interpreter.from_bytes(data)
+    interp = tflm_interpreter(data)
     fd, path = tempfile.mkstemp()
     saved = os.dup(2)
     sys.stderr.flush()
