@@ -4,10 +4,11 @@
 
 Generates a synthetic TAU22-layout dataset in a temporary folder, then times
 (1) building the waveform cache (decode 24-bit 44.1 kHz WAV + resample to 32 kHz),
-(2) one pass of the evaluation pipeline over the warm cache (STFT + mel + log),
-(3) one pass of the training pipeline with every augmentation on (DIR, roll,
-    mask, Freq-MixStyle, mixup),
-(4) the training-step rate of DS-FlexiNet sm2 (batch 256, features already in memory),
+(2) computing the log-mel features of every clip into the feature cache (STFT + mel + log),
+(3) one pass of the evaluation pipeline (reads the feature cache),
+(4) one pass of the training pipeline with every augmentation on (DIR/ADIR on device-a
+    clips, whose features are recomputed; roll, mask, Freq-MixStyle, mixup),
+(5) the training-step rate of DS-FlexiNet sm2 (batch 256, features already in memory),
     so the pipeline can be compared with what the model consumes.
 """
 import argparse
@@ -46,25 +47,32 @@ def main():
         cache = t.cache("train")
         cold = n / (time.perf_counter() - t0)
         pipe = t.pipeline()
+        t0 = time.perf_counter()
+        pipe.feature_cache(cache)  # log-mel of every clip, once
+        logmel = n / (time.perf_counter() - t0)
         for _ in pipe.dataset(cache, training=False):  # trace once
             break
         t0 = time.perf_counter()
         for _ in pipe.dataset(cache, training=False):
             pass
         warm = n / (time.perf_counter() - t0)
-        ds = pipe.dataset(cache, training=True)
-        for _ in ds:
-            pass
-        t0 = time.perf_counter()
-        m = 0
-        for x, _ in ds:
-            m += int(x.shape[0])
-        aug = m / (time.perf_counter() - t0)
+        aug = train_rate(pipe, cache)
+        # TAU22's training mix: 73 % of the clips are device a, DIR p = 0.6 -> ~44 % convolved before ADIR gating;
+        # emulated on the demo by making every device eligible with p = 0.44 and no energy gate (an upper bound)
+        from tfasc.config import replace
+        from tfasc.pipeline import Pipeline
+
+        tau_cfg = replace(cfg, **{"augment.dir.devices": ("a", "b", "c", "s1", "s2", "s3"), "augment.dir.p": 0.44})
+        tau_pipe = Pipeline(tau_cfg, None, None if pipe.irs is None else pipe.irs.numpy(), None)
+        aug_tau = train_rate(tau_pipe, cache)
         step = sm2_step_rate(t, cache)
+        frac, frac_tau = dir_fraction(pipe, cache), dir_fraction(tau_pipe, cache)
         rows = [
             ("decode + resample into the cache (cold)", cold),
-            ("log-mel from the warm cache (evaluation pipeline)", warm),
-            ("training pipeline, all augmentations on (warm)", aug),
+            ("log-mel of every clip into the feature cache (once per split)", logmel),
+            ("evaluation pipeline (from the feature cache)", warm),
+            (f"training pipeline, all augmentations on, demo mix ({100 * frac:.0f} % of clips DIR-convolved)", aug),
+            (f"training pipeline, all augmentations on, TAU22-like mix ({100 * frac_tau:.0f} % convolved)", aug_tau),
             ("sm2 training steps (batch 256, features in memory)", step),
         ]
         text = header("Input pipeline (benchmarks/pipeline.py)", f"python benchmarks/pipeline.py --segments {args.segments}") + [
@@ -73,12 +81,39 @@ def main():
             "| stage | clips/s |",
             "|---|---|",
         ] + [f"| {name} | {v:,.0f} |" for name, v in rows] + [
-            "", f"The augmented pipeline delivers {aug / step:.2f}x the clips per second that sm2 training consumes here "
-            + ("(the pipeline is not the bottleneck)." if aug > step else "(the pipeline is the bottleneck).")]
+            "", "Convolved clips go through the front end again; the others read their cached features. "
+            f"The augmented pipeline delivers {aug / step:.2f}x (demo mix) and {aug_tau / step:.2f}x (TAU22-like mix) "
+            "the clips per second that sm2 training consumes on this machine (target: >= 3x)."]
         print("\n".join(text))
         update(args.out, "## Input pipeline", "\n".join(text))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_rate(pipe, cache):
+    ds = pipe.dataset(cache, training=True)
+    for _ in ds:  # trace
+        pass
+    t0 = time.perf_counter()
+    m = 0
+    for x, _ in ds:
+        m += int(x.shape[0])
+    return m / (time.perf_counter() - t0)
+
+
+def dir_fraction(pipe, cache):
+    """Fraction of the training clips that DIR/ADIR convolves (and whose features are recomputed)."""
+    from tfasc import augment
+    from tfasc.data.tau import DEVICES
+    from tfasc.keras import tf
+
+    if pipe.irs is None:
+        return 0.0
+    d = pipe.cfg.augment.dir
+    dev = tf.constant([DEVICES.index(r.device) for r in cache.records])
+    idx, _ = augment.device_ir_subset(tf.constant(np.asarray(cache.waves, np.float32)), dev, pipe.irs, d.p,
+                                      tf.constant([1, 2], tf.int64), pipe.dir_eligible, pipe.adir_threshold)
+    return len(idx) / len(cache)
 
 
 def sm2_step_rate(t, cache, batch=256, steps=6):

@@ -118,24 +118,31 @@ def convolve_ir(wave, ir):
     return y * rms_in / (rms_out + 1e-12)
 
 
-def device_ir(wave, device, irs, p: float, seed, eligible, threshold=None):
-    """DIR / ADIR augmentation (seed 000 II-C2).
+def device_ir_subset(wave, device, irs, p: float, seed, eligible, threshold=None):
+    """The clips DIR / ADIR convolves and their convolved waveforms: ``(idx [m], convolved [m, N])``.
 
     Each clip whose device is ``eligible`` (a boolean vector over device indices) is,
     with probability ``p``, convolved with an impulse response drawn uniformly from
     ``irs`` ``[n_irs, K]``. With ``threshold`` set (ADIR) only clips whose energy
-    E = sum(x^2) exceeds it are convolved. The output keeps the clip's RMS level.
+    E = sum(x^2) exceeds it are convolved. Only the chosen clips are convolved, and
+    their output keeps each clip's RMS level.
     """
-    if p <= 0:
-        return wave
     s_p, s_ir = _split(seed, 2)
     b = tf.shape(wave)[0]
     pick = tf.random.stateless_uniform([b], s_ir, 0, tf.shape(irs)[0], dtype=tf.int32)
     do = tf.logical_and(tf.random.stateless_uniform([b], s_p) < p, tf.gather(eligible, device))
     if threshold is not None:
         do = tf.logical_and(do, clip_energy(wave) > threshold)
-    convolved = convolve_ir(wave, tf.gather(irs, pick))
-    return tf.where(do[:, None], convolved, wave)
+    idx = tf.where(do)[:, 0]
+    return idx, convolve_ir(tf.gather(wave, idx), tf.gather(irs, tf.gather(pick, idx)))
+
+
+def device_ir(wave, device, irs, p: float, seed, eligible, threshold=None):
+    """DIR / ADIR augmentation (seed 000 II-C2) of a batch: see :func:`device_ir_subset`."""
+    if p <= 0:
+        return wave
+    idx, convolved = device_ir_subset(wave, device, irs, p, seed, eligible, threshold)
+    return tf.tensor_scatter_nd_update(wave, idx[:, None], convolved)
 
 
 def load_irs(folder: str, sample_rate: int) -> np.ndarray:

@@ -56,6 +56,7 @@ class DataConfig:
     clip_seconds: float = _f(1.0, lo=0.1, hi=30.0)
     cache_dir: str = _f(".tfasc_cache", doc="where decoded, resampled waveforms are cached")
     cache_dtype: str = _f("float32", choices=("float16", "float32"))
+    feature_cache: bool = _f(True, doc="cache un-augmented log-mel features; training recomputes only DIR-convolved clips")
     synth: SynthConfig = _f(SynthConfig())
 
 

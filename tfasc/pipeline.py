@@ -43,13 +43,23 @@ class Pipeline:
         return self.logmel(wave, device)
 
     def augment_batch(self, elem, seed):
-        """Training-time transform of one batch dict -> (features, targets dict)."""
+        """Training-time transform of one batch dict -> (features, targets dict).
+
+        With cached features (``elem["features"]``) only the clips DIR convolves go through
+        the front end again; the others keep their cached, identical features.
+        """
         a = self.cfg.augment
         s_dir, s_roll, s_mask, s_fms, s_mix = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
-        wave = elem["audio"]
+        wave, device, x = elem.get("audio"), elem["device"], elem.get("features")
         if self.irs is not None and a.dir.p > 0:
-            wave = augment.device_ir(wave, elem["device"], self.irs, a.dir.p, s_dir, self.dir_eligible, self.adir_threshold)
-        x = self.features(wave, elem["device"])
+            idx, conv = augment.device_ir_subset(wave, device, self.irs, a.dir.p, s_dir, self.dir_eligible,
+                                                 self.adir_threshold)
+            if x is None:
+                wave = tf.tensor_scatter_nd_update(wave, idx[:, None], conv)
+            else:
+                x = tf.tensor_scatter_nd_update(x, idx[:, None], self.features(conv, tf.gather(device, idx)))
+        if x is None:
+            x = self.features(wave, device)
         x = augment.time_roll(x, a.roll_max_frames, s_roll)
         x = augment.freq_mask(x, a.freq_mask_bins, s_mask)
         x = augment.freq_mixstyle(x, a.freq_mixstyle.p, a.freq_mixstyle.alpha, s_fms, a.freq_mixstyle.eps)
@@ -69,9 +79,47 @@ class Pipeline:
         return x, targets["label"]
 
     # ------------------------------------------------------------ datasets
+    def feature_cache(self, cache: WaveCache) -> np.ndarray:
+        """Un-augmented features ``[n, F, T, 1]`` of a waveform cache, computed once and memory-mapped
+        beside it (keyed by the waveforms, the feature config and the correction table)."""
+        import hashlib
+        import logging
+        import os
+
+        from tfasc.config import to_dict
+        from tfasc.io import atomic_write
+
+        h = hashlib.sha1(f"{os.path.basename(cache.path)}|{sorted(to_dict(self.cfg.features).items())}|v1".encode())
+        if self.logmel.correction is not None:
+            h.update(self.logmel.correction.numpy().tobytes())
+        path = f"{cache.path[:-4]}-logmel-{h.hexdigest()[:12]}.npy"
+        if os.path.isfile(path):
+            feats = np.load(path, mmap_mode="r")
+            if feats.shape[0] == len(cache):
+                return feats
+        logging.getLogger(__name__).info("caching the log-mel features of %d clips in %s", len(cache), path)
+        dtype = self.cfg.data.cache_dtype
+
+        def write(tmp):
+            out = None
+            k = 0
+            for x, _ in self._dataset(cache, False, None, 64, None):
+                x = x.numpy()
+                if out is None:
+                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(cache), *x.shape[1:]))
+                out[k : k + len(x)] = x
+                k += len(x)
+            out.flush()
+
+        atomic_write(path, write)
+        return np.load(path, mmap_mode="r")
+
     def dataset(self, cache: WaveCache, training: bool, teacher: np.ndarray | None = None, batch_size: int | None = None):
         """Batches of ``(features, targets)`` over the clips of ``cache``."""
-        bs = batch_size or self.cfg.train.batch_size
+        feats = self.feature_cache(cache) if self.cfg.data.feature_cache else None
+        return self._dataset(cache, training, teacher, batch_size or self.cfg.train.batch_size, feats)
+
+    def _dataset(self, cache: WaveCache, training: bool, teacher, bs: int, feats):
         labels = np.array([r.label for r in cache.records], np.int32)
         devices = np.array([DEVICES.index(r.device) for r in cache.records], np.int32)
         waves = cache.waves
@@ -79,11 +127,22 @@ class Pipeline:
         def load(idx):
             return np.asarray(waves[idx], np.float32)
 
+        needs_audio = self.irs is not None and self.cfg.augment.dir.p > 0
+
+        def load_features(idx):
+            return np.asarray(feats[idx], np.float32)
+
         def fetch(idx):
             idx = tf.sort(idx)
-            audio = tf.numpy_function(load, [idx], tf.float32, stateful=False)
-            audio.set_shape([None, waves.shape[1]])
-            elem = {"audio": audio, "label": tf.gather(labels, idx), "device": tf.gather(devices, idx)}
+            elem = {"label": tf.gather(labels, idx), "device": tf.gather(devices, idx)}
+            if feats is None or (training and needs_audio):  # DIR works on the waveforms
+                audio = tf.numpy_function(load, [idx], tf.float32, stateful=False)
+                audio.set_shape([None, waves.shape[1]])
+                elem["audio"] = audio
+            if feats is not None:
+                x = tf.numpy_function(load_features, [idx], tf.float32, stateful=False)
+                x.set_shape([None, *feats.shape[1:]])
+                elem["features"] = x
             if teacher is not None:
                 elem["teacher"] = tf.gather(tf.constant(teacher, tf.float32), idx)
             return elem
@@ -99,8 +158,8 @@ class Pipeline:
                 lambda e, s: self._pack(*self.augment_batch(e, s)), num_parallel_calls=tf.data.AUTOTUNE
             )
         else:
-            ds = ds.map(lambda e: self._pack(self.features(e["audio"], e["device"]), self._targets(e)),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda e: self._pack(e["features"] if "features" in e else self.features(e["audio"], e["device"]),
+                                             self._targets(e)), num_parallel_calls=tf.data.AUTOTUNE)
         options = tf.data.Options()
         options.deterministic = self.cfg.train.deterministic
         return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
