@@ -92,3 +92,25 @@ def test_feature_cache_gives_the_same_batches(tiny_dataset, tmp_path):
     plain = Pipeline(replace(cfg, **{"augment.dir.p": 0.0}), None, None, None)
     x0 = next(iter(plain.dataset(cache, training=True)))[0].numpy()
     assert np.abs(x0 - batches[0][0][0]).max() > 1e-2
+
+
+def test_interrupted_training_resumes_from_the_last_epoch(tiny_dataset, tmp_path):
+    from tfasc.keras import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("killed after epoch 2")
+
+    cfg = tiny_cfg(tiny_dataset, tmp_path, "train.epochs=4", "qat.enabled=false", "export.enabled=false")
+    out = str(tmp_path / "run")
+    t = Trainer(cfg, out)
+    t.extra_callbacks = [Interrupt()]
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    assert not os.path.exists(os.path.join(out, "model.keras")) and "train" not in t.state["done"]
+    assert [int(line.split(",")[0]) for line in open(os.path.join(out, "history.csv")).read().split()[1:]] == [0, 1]
+    Trainer(cfg, out).run()  # the same command again
+    epochs = [int(line.split(",")[0]) for line in open(os.path.join(out, "history.csv")).read().split()[1:]]
+    assert epochs == [0, 1, 2, 3]  # continued at epoch 3, did not start over
+    assert os.path.isfile(os.path.join(out, "model.keras"))

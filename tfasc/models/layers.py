@@ -4,6 +4,19 @@ from __future__ import annotations
 from tfasc.keras import keras, tf
 
 
+def _spatial_mean(x):
+    """Mean over (frequency, time), keeping dims.
+
+    With a static map size it is one average pooling over the whole map: the same
+    numbers as ``reduce_mean``, but it converts to AVERAGE_POOL_2D, which TFLM runs with
+    its pooling kernels (CMSIS-NN on Cortex-M) instead of the generic int8 MEAN code.
+    """
+    h, w = x.shape[1], x.shape[2]
+    if h is None or w is None:
+        return tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    return tf.nn.avg_pool2d(x, ksize=(h, w), strides=(h, w), padding="VALID")
+
+
 @keras.utils.register_keras_serializable(package="tfasc")
 class ResidualNorm(keras.layers.Layer):
     """Residual Normalization (DS-FlexiNet eqs. 1-2).
@@ -34,9 +47,9 @@ class ResidualNorm(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x):
-        mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+        mean = _spatial_mean(x)
         centred = x - mean
-        var = tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True)
+        var = _spatial_mean(tf.square(centred))
         return self.lam * x + centred * tf.math.rsqrt(var + self.epsilon)
 
     def get_config(self):
