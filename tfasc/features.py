@@ -151,12 +151,4 @@ def np_logmel(cfg: FeatureConfig, wave: np.ndarray, correction: np.ndarray | Non
     return x.T
 
 
-def frames_for_seconds(cfg: FeatureConfig, seconds: float) -> int:
-    return num_frames(int(round(seconds * cfg.sample_rate)), cfg.hop_length)
-
-
-def seconds_per_frame(cfg: FeatureConfig) -> float:
-    return cfg.hop_length / cfg.sample_rate
-
-
 __all__ = ["LogMel", "np_logmel", "mel_matrix", "num_frames", "input_shape"]

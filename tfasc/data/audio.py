@@ -7,7 +7,6 @@ a memory-mapped ``.npy`` beside a JSON index, so epochs never re-decode.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -162,7 +161,3 @@ def check_audio(root: str, records: Sequence[Record], sample_rate: int, clip_sec
                 problems.append(p)
     return problems
 
-
-def index_json(path: str) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
