@@ -35,10 +35,9 @@ def main():
 
         root = os.path.join(tmp, "demo")
         synthesize(root, 3, 2, args.segments, 0)
-        overrides = [f"data.root={root}", f"data.cache_dir={tmp}/cache", "data.val_fraction=0.0"]
-        micirp = os.path.join(os.path.dirname(HERE), "..", "shared", "micirp")
-        if not os.path.isdir(micirp):
-            overrides.append("augment.dir.p=0.0")
+        micirp = os.path.join(os.path.dirname(HERE), "..", "shared", "micirp")  # the real MicIRP set when present
+        irs = micirp if os.path.isdir(micirp) else os.path.join(root, "device_irs")
+        overrides = [f"data.root={root}", f"data.cache_dir={tmp}/cache", "data.val_fraction=0.0", f"augment.dir.path={irs}"]
         cfg = load_config(os.path.join(os.path.dirname(HERE), "configs", "demo.yaml"),
                           overrides + ["augment.mixup.alpha=0.3", "augment.freq_mixstyle.p=1.0"])
         t = Trainer(cfg, os.path.join(tmp, "run"))

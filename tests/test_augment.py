@@ -127,3 +127,17 @@ def test_spectrum_correction_fit_transform_save(tmp_path):
     np.testing.assert_allclose(mean_policy.vector("s6"), np.mean([mean_policy.vector(d) for d in spectra], 0), rtol=1e-5)
     with pytest.raises(ValueError, match="reference device"):
         SpectrumCorrection.fit({"a": spectra["a"]}, 32000, 64, "BC")
+
+
+def test_demo_device_irs_load_for_dir(tmp_path):
+    from tfasc.augment import load_irs
+    from tfasc.config import ConfigError
+    from tfasc.data.synth import write_device_irs
+
+    assert write_device_irs(str(tmp_path / "irs"), n=5) == 5
+    irs = load_irs(str(tmp_path / "irs"), 32000)
+    assert irs.shape == (5, round(2048 * 32000 / 44100)) or abs(irs.shape[1] - 2048 * 32000 / 44100) <= 1
+    spectra = np.abs(np.fft.rfft(irs, axis=1))
+    assert np.std(np.log(spectra[:, 20:200] + 1e-9), axis=0).mean() > 0.1  # the devices differ in colouration
+    with pytest.raises(ConfigError, match="augment.dir.path: no .wav impulse responses"):
+        load_irs(str(tmp_path / "empty"), 32000)

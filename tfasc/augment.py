@@ -154,7 +154,10 @@ def load_irs(folder: str, sample_rate: int) -> np.ndarray:
 
     paths = sorted(glob.glob(os.path.join(folder, "*.wav")))
     if not paths:
-        raise FileNotFoundError(f"augment.dir.path: no .wav impulse responses in {folder!r}")
+        from tfasc.config import ConfigError
+
+        raise ConfigError(f"augment.dir.path: no .wav impulse responses in {folder!r} (expected e.g. the 66 MicIRP "
+                          "responses; set augment.dir.p: 0 to train without DIR)")
     irs = [load_audio(p, sample_rate) for p in paths]
     out = np.zeros((len(irs), max(len(i) for i in irs)), np.float32)
     for i, ir in enumerate(irs):

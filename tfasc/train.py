@@ -106,6 +106,10 @@ class Trainer:
 
                 log.info("phase data: generating the demo dataset at %s", d.root)
                 synthesize(d.root, d.synth.cities, d.synth.locations_per_city, d.synth.segments_per_location, d.synth.seed)
+            elif d.synth.generate_if_missing and not os.path.isdir(os.path.join(d.root, "device_irs")):
+                from tfasc.data.synth import IR_FOLDER, write_device_irs  # demo data from before the IRs
+
+                write_device_irs(os.path.join(d.root, IR_FOLDER), seed=d.synth.seed)
             try:
                 self._splits = load_splits(d.root, d.split, d.val_fraction, self.cfg.seed)
             except DataError as e:

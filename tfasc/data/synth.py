@@ -121,6 +121,30 @@ def record(x: np.ndarray, device: str, rng: np.random.Generator) -> np.ndarray:
     return y + noise * rng.standard_normal(n) * np.std(y)
 
 
+IR_FOLDER = "device_irs"
+
+
+def write_device_irs(folder: str, n: int = 16, seed: int = 0, length: int = 2048) -> int:
+    """Synthetic device impulse responses for DIR on the demo (the real MicIRP set is not shipped).
+
+    Each is a linear-phase FIR of ``length`` taps at 44.1 kHz whose magnitude response is a
+    random device colouration (resonances, dips, tilt, band limits) like the demo's devices,
+    but from other seeds, so the demo's DIR simulates devices it has not seen.
+    """
+    os.makedirs(folder, exist_ok=True)
+    freqs = np.fft.rfftfreq(length, 1 / SR)
+    for k in range(n):
+        rng = np.random.default_rng([seed, 4242, k])
+        octs = np.log2(np.maximum(freqs, 20.0) / 1000.0)
+        db = sum(rng.uniform(-9, 9) * np.exp(-0.5 * ((octs - rng.uniform(-3, 3)) / rng.uniform(0.3, 1.0)) ** 2)
+                 for _ in range(3)) + rng.uniform(-3, 3) * octs
+        lo, hi = rng.uniform(80, 400), rng.uniform(5000, 16000)
+        resp = 10 ** (db / 20) / np.sqrt(1 + (lo / np.maximum(freqs, 1.0)) ** 4) / np.sqrt(1 + (freqs / hi) ** 8)
+        h = np.roll(np.fft.irfft(resp, length), length // 2) * np.hanning(length)
+        sf.write(os.path.join(folder, f"ir_{k:02d}.wav"), (h / np.max(np.abs(h))).astype(np.float32), SR, subtype="FLOAT")
+    return n
+
+
 def synthesize(root: str, cities: int = 3, locations_per_city: int = 2, segments_per_location: int = 6, seed: int = 0) -> dict:
     """Write the demo dataset under ``root``; returns {split: n_clips}."""
     audio_dir = os.path.join(root, "audio")
@@ -158,6 +182,7 @@ def synthesize(root: str, cities: int = 3, locations_per_city: int = 2, segments
     for pct in (5, 10, 25, 50, 100):  # DCASE2024-style nested subsets of the training list
         keep = sorted(order[: max(1, len(train) * pct // 100)])
         _write_tsv(os.path.join(root, f"split{pct}.csv"), ("filename", "scene_label"), [train[i] for i in keep])
+    write_device_irs(os.path.join(root, IR_FOLDER), seed=seed)
     log.info("synthesized %d training and %d test clips under %s", len(train), len(test), root)
     return {"train": len(train), "test": len(test)}
 
