@@ -153,3 +153,20 @@ def test_cnn5_windowed_export_runs_in_tflm(tiny_dataset, tmp_path):
     direct = np.stack([r.predict(np.stack([x[i, :, k * 29:(k + 1) * 29] for k in range(3)])).mean(0) for i in range(2)])
     pred = Run(out).classifier("litert")(x)
     np.testing.assert_allclose(pred, direct, atol=1e-6)
+
+
+def test_data_check_counts_and_reports_bad_audio(tiny_dataset, tmp_path, capsys):
+    import shutil
+
+    from tfasc.data.tau import load_splits
+
+    root = str(tmp_path / "copy")
+    shutil.copytree(tiny_dataset, root)
+    assert main(["data", "check", root, "--sample-rate", "16000"]) == 0
+    out = capsys.readouterr().out
+    n_train = len(load_splits(root, "fold1", 0.0).train)
+    assert f"train: {n_train} clips" in out and "all audio files decode" in out
+    bad = sorted(os.listdir(os.path.join(root, "audio")))[3]
+    open(os.path.join(root, "audio", bad), "wb").write(b"not a wav")
+    assert main(["data", "check", root, "--sample-rate", "16000"]) == 1
+    assert f"{bad}: cannot decode audio" in capsys.readouterr().out
