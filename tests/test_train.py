@@ -114,3 +114,34 @@ def test_interrupted_training_resumes_from_the_last_epoch(tiny_dataset, tmp_path
     epochs = [int(line.split(",")[0]) for line in open(os.path.join(out, "history.csv")).read().split()[1:]]
     assert epochs == [0, 1, 2, 3]  # continued at epoch 3, did not start over
     assert os.path.isfile(os.path.join(out, "model.keras"))
+
+
+def test_batchnorm_recalibration_gives_the_mean_of_batch_statistics():
+    from tfasc.keras import keras
+    from tfasc.train import recalibrate_batchnorm
+
+    rng = np.random.default_rng(0)
+    inp = keras.Input((6, 5, 3))
+    conv = keras.layers.Conv2D(4, 1, name="c")
+    model = keras.Model(inp, keras.layers.BatchNormalization(name="bn")(conv(inp)))
+    batches = [rng.normal(k, 1 + k, (8, 6, 5, 3)).astype(np.float32) for k in range(3)]
+    assert recalibrate_batchnorm(model, iter(batches)) == 3
+    h = [conv(b).numpy().reshape(-1, 4) for b in batches]  # the BN inputs, NumPy statistics per batch
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), np.mean([x.mean(0) for x in h], 0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean([x.var(0, ddof=1) for x in h], 0), rtol=1e-4, atol=1e-5)  # Keras keeps the unbiased variance
+    assert bn.momentum == 0.99  # restored
+
+
+def test_batchnorm_recalibration_reaches_qat_wrapped_layers():
+    from tfasc.models.dsflexinet import build_dsflexinet
+    from tfasc.qat import deploy_model, quantize_model
+    from tfasc.train import recalibrate_batchnorm
+
+    q = quantize_model(deploy_model(build_dsflexinet((32, 16, 1), "sm1", "bn")))
+    before = [w.numpy().copy() for w in q.weights if "moving_mean" in w.name]
+    assert before
+    x = np.random.default_rng(1).normal(3, 2, (2, 8, 32, 16, 1)).astype(np.float32)
+    assert recalibrate_batchnorm(q, iter(x)) == 2
+    after = [w.numpy() for w in q.weights if "moving_mean" in w.name]
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(after, before))

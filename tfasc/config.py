@@ -169,6 +169,8 @@ class TrainConfig:
     loss: LossConfig = _f(LossConfig())
     strategy: str = _f("default", choices=("default", "mirrored", "multi_worker"))
     deterministic: bool = _f(True)
+    bn_recalibration_clips: int = _f(2048, lo=0, doc="re-estimate BatchNorm statistics on this many clean training "
+                                                      "clips after training and after QAT; 0: keep the moving averages")
 
 
 @dataclass(frozen=True)
