@@ -35,19 +35,15 @@ def test_unknown_key_names_file_and_dotted_path(tmp_path):
     assert "lr" in msg  # the expected keys are listed
 
 
-def test_wrong_type_and_range(tmp_path):
-    p = write(tmp_path, "t.yaml", "train:\n  optimizer:\n    lr: fast\n")
-    with pytest.raises(ConfigError, match=r"train\.optimizer\.lr: expected a number, got 'fast'"):
-        load_config(p)
-    p = write(tmp_path, "r.yaml", "augment:\n  dir:\n    p: 1.5\n")
-    with pytest.raises(ConfigError, match=r"augment\.dir\.p: expected a value <= 1.0, got 1.5"):
-        load_config(p)
-    p = write(tmp_path, "c.yaml", "model:\n  variant: sm9\n")
-    with pytest.raises(ConfigError, match=r"model\.variant: expected one of"):
-        load_config(p)
-    p = write(tmp_path, "b.yaml", "train:\n  epochs: true\n")
-    with pytest.raises(ConfigError, match=r"train\.epochs: expected an integer"):
-        load_config(p)
+@pytest.mark.parametrize("text,message", [
+    ("train:\n  optimizer:\n    lr: fast\n", r"train\.optimizer\.lr: expected a number, got 'fast'"),
+    ("augment:\n  dir:\n    p: 1.5\n", r"augment\.dir\.p: expected a value <= 1.0, got 1.5"),
+    ("model:\n  variant: sm9\n", r"model\.variant: expected one of"),
+    ("train:\n  epochs: true\n", r"train\.epochs: expected an integer"),
+])
+def test_wrong_type_and_range(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, "t.yaml", text))
 
 
 def test_malformed_yaml_names_file(tmp_path):
