@@ -170,3 +170,20 @@ def test_data_check_counts_and_reports_bad_audio(tiny_dataset, tmp_path, capsys)
     open(os.path.join(root, "audio", bad), "wb").write(b"not a wav")
     assert main(["data", "check", root, "--sample-rate", "16000"]) == 1
     assert f"{bad}: cannot decode audio" in capsys.readouterr().out
+
+
+def test_export_command_rebuilds_a_missing_export(run_dir, capsys):
+    from tfasc.io import read_json, write_json
+
+    state_path = os.path.join(run_dir, "state.json")
+    state = read_json(state_path)
+    state["done"] = [p for p in state["done"] if p != "export"]
+    write_json(state_path, state)
+    os.remove(os.path.join(run_dir, "model_int8.tflite"))
+    assert main(["export", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert "model_int8.tflite" in out and "tensor arena" in out and "demo_model_data.cc" in out
+    assert "export" in read_json(state_path)["done"]
+    from tflm_export.convert import check_int8
+
+    check_int8(open(os.path.join(run_dir, "model_int8.tflite"), "rb").read())
