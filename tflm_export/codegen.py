@@ -111,7 +111,7 @@ def features(name: str, fc, mel: np.ndarray, window: np.ndarray, correction: np.
         "// Log-mel front end (the firmware contract, from the run's FeatureConfig):\n"
         "//   mag = |rfft(frame * window, n_fft)|; mag *= correction[device];\n"
         "//   mel = (mag ^ power) @ mel_matrix; x = log(mel + log_offset);\n"
-        f"//   x = {'(x - norm_mean) / norm_std' if fc.norm_mode == 'fixed' else '(x - mean(x)) / (std(x) + 1e-5) over the clip'};"
+        f"//   x = {'(x - norm_mean) / norm_std' if fc.norm_mode == 'fixed' else '(x - mean(x)) / (std(x) + 1e-5) over the whole clip (as in training; a windowed export still needs the clip statistics)'};"
         " frames end-padded with zeros, ceil(N / hop) frames.\n"
         f"constexpr int k{n}SampleRate = {fc.sample_rate};\n"
         f"constexpr int k{n}FftLength = {fc.n_fft};\n"
