@@ -35,8 +35,8 @@ def _trainer(run_dir: str, *overrides):
 
 
 def cmd_evaluate(args) -> int:
-    t = _trainer(args.run)
     backends = ("float", "litert", "tflm") if args.backend == "all" else (args.backend,)
+    t = _trainer(args.run, *([("evaluate_tflm", True)] if "tflm" in backends else []))
     data = None
     if set(backends) & {"litert", "tflm"}:
         path = t.path("model_int8.tflite")
@@ -44,11 +44,8 @@ def cmd_evaluate(args) -> int:
             from tfasc.inference import RunError
 
             raise RunError(f"{path}: missing; run `tfasc export {args.run}` first")
-        data = open(path, "rb").read()
-    if "tflm" in backends and not t.cfg.evaluate_tflm:
-        from tfasc.config import replace
-
-        t.cfg = replace(t.cfg, evaluate_tflm=True)
+        with open(path, "rb") as fh:
+            data = fh.read()
     results = t.evaluate(data=data, backends=backends)
     for k, v in results.items():
         print(f"{k:32s} accuracy {100 * v['overall']['accuracy']:6.2f} %  log loss {v['overall']['log_loss']:.3f}")

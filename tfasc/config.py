@@ -70,6 +70,11 @@ class CorrectionConfig:
     clips_per_device: int = _f(540, lo=1)
     unseen: str = _f("identity", choices=("identity", "mean"), doc="policy for devices without coefficients")
 
+    @property
+    def applies(self) -> bool:
+        """Whether features are corrected: enabled with a reference (Ref.none is seed 001's NoCorrection)."""
+        return self.enabled and self.reference != "none"
+
 
 @dataclass(frozen=True)
 class FeatureConfig:

@@ -46,8 +46,7 @@ class Run:
         return int(round(self.cfg.data.clip_seconds * self.cfg.features.sample_rate))
 
     def correction(self) -> SpectrumCorrection | None:
-        c = self.cfg.features.correction
-        if not c.enabled or c.reference == "none":
+        if not self.cfg.features.correction.applies:
             return None
         path = self.path("correction.npz")
         if not os.path.isfile(path):
@@ -90,16 +89,20 @@ class Run:
         return lambda x: windowed_predict(runner.predict, x, frames)
 
 
+def window_starts(length: int, n: int) -> list[int]:
+    """First samples of the analysis windows of ``n`` samples over ``length`` (see the module docstring)."""
+    k = length // n
+    starts = [i * n for i in range(k)]
+    if k == 0 or length - k * n >= n // 2:
+        starts.append(max(0, length - n))
+    return starts
+
+
 def windows(wave: np.ndarray, n: int) -> np.ndarray:
-    """``[k, n]`` analysis windows of a 1-D waveform (see the module docstring)."""
+    """``[k, n]`` analysis windows of a 1-D waveform; a recording shorter than ``n`` is zero-padded."""
     wave = np.asarray(wave, np.float32)
-    if len(wave) < n:
-        return np.pad(wave, (0, n - len(wave)))[None]
-    k = len(wave) // n
-    out = [wave[i * n : (i + 1) * n] for i in range(k)]
-    if len(wave) - k * n >= n // 2:
-        out.append(wave[-n:])
-    return np.stack(out)
+    padded = np.pad(wave, (0, max(0, n - len(wave))))
+    return np.stack([padded[s : s + n] for s in window_starts(len(wave), n)])
 
 
 class Predictor:
@@ -125,10 +128,8 @@ class Predictor:
         probs = np.asarray(self.classify(self.features(wave, device)), np.float64)
         probs = probs / probs.sum(1, keepdims=True)
         mean = probs.mean(0)
-        n, sr = self.run.clip_samples, self.run.cfg.features.sample_rate
-        starts = [i * n / sr for i in range(len(probs))]
-        if len(probs) > 1 and len(wave) - (len(wave) // n) * n >= n // 2:
-            starts[-1] = (len(wave) - n) / sr
+        sr = self.run.cfg.features.sample_rate
+        starts = [s / sr for s in window_starts(len(wave), self.run.clip_samples)]
         return {
             "file": path, "backend": self.backend, "device": device, "seconds": len(wave) / sr,
             "scene": SCENES[int(np.argmax(mean))], "probabilities": dict(zip(SCENES, mean.round(6).tolist())),

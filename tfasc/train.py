@@ -78,6 +78,8 @@ class Trainer:
         self._splits = None
         self.extra_callbacks = []  # e.g. for a progress hook; not part of the config
         self._caches = {}
+        self._teacher_targets = {}  # split -> fused teacher logits
+        self._test_features = None
         self._pipeline = None
 
     # ------------------------------------------------------------ helpers
@@ -106,10 +108,11 @@ class Trainer:
 
                 log.info("phase data: generating the demo dataset at %s", d.root)
                 synthesize(d.root, d.synth.cities, d.synth.locations_per_city, d.synth.segments_per_location, d.synth.seed)
-            elif d.synth.generate_if_missing and not os.path.isdir(os.path.join(d.root, "device_irs")):
-                from tfasc.data.synth import IR_FOLDER, write_device_irs  # demo data from before the IRs
+            elif d.synth.generate_if_missing:  # demo data written before it came with device IRs
+                from tfasc.data.synth import IR_FOLDER, write_device_irs
 
-                write_device_irs(os.path.join(d.root, IR_FOLDER), seed=d.synth.seed)
+                if not os.path.isdir(os.path.join(d.root, IR_FOLDER)):
+                    write_device_irs(os.path.join(d.root, IR_FOLDER), seed=d.synth.seed)
             try:
                 self._splits = load_splits(d.root, d.split, d.val_fraction, self.cfg.seed)
             except DataError as e:
@@ -124,7 +127,7 @@ class Trainer:
     def cache(self, split: str) -> WaveCache:
         if split not in self._caches:
             d = self.cfg.data
-            recs = dict(self.splits().items())[split]
+            recs = getattr(self.splits(), split)
             self._caches[split] = WaveCache.build(
                 d.root, recs, self.cfg.features.sample_rate, d.clip_seconds, d.cache_dir, d.cache_dtype, name=split
             )
@@ -134,7 +137,7 @@ class Trainer:
     def correction(self):
         """The fitted spectrum correction (fit once, saved as ``correction.npz``), or None."""
         c = self.cfg.features.correction
-        if not c.enabled or c.reference == "none":  # Ref.none: no correction (seed 001's NoCorrection)
+        if not c.applies:
             return None
         from tfasc.correction import SpectrumCorrection
 
@@ -280,7 +283,7 @@ class Trainer:
         else:
             raise ConfigError("distill.enabled: set distill.store (a logits file) or distill.teachers (configs to train)")
         for split in ("train", "val"):
-            recs = dict(self.splits().items())[split]
+            recs = getattr(self.splits(), split)
             store.index([r.filename for r in recs])  # raises naming the clips without logits
         store.save(path)
         self._mark("teachers", teachers=list(store.teachers), clips=len(store.filenames))
@@ -309,11 +312,9 @@ class Trainer:
 
     def teacher_targets(self, split: str) -> np.ndarray:
         """Fused teacher logits ``[n, C]`` aligned with the split's cached clips."""
-        if split not in getattr(self, "_teacher_targets", {}):
-            store = self.teacher_store()
+        if split not in self._teacher_targets:
             recs = self.cache(split).records
-            self._teacher_targets = getattr(self, "_teacher_targets", {})
-            self._teacher_targets[split] = self.fusion().apply(store.lookup([r.filename for r in recs]))
+            self._teacher_targets[split] = self.fusion().apply(self.teacher_store().lookup([r.filename for r in recs]))
         return self._teacher_targets[split]
 
     def evaluate_teachers(self) -> dict:
@@ -323,7 +324,7 @@ class Trainer:
 
         store, fusion = self.teacher_store(), self.fusion()
         split = "test" if store.covers([r.filename for r in self.splits().test]) else "val"
-        recs = dict(self.splits().items())[split]
+        recs = getattr(self.splits(), split)
         z = store.lookup([r.filename for r in recs])
         suffix = "" if split == "test" else " (val)"
         out = {f"teacher {t}{suffix}": compute_metrics(softmax(z[i]), recs) for i, t in enumerate(store.teachers)}
@@ -471,8 +472,6 @@ class Trainer:
         from tflm_export.verify import Runner, arena_bytes, compare_backends
 
         path = self.path("model_int8.tflite")
-        if self.done("export") and os.path.isfile(path):
-            return open(path, "rb").read()
         e = self.cfg.export
         frames = self.export_shape[1]
         rep = frame_windows(self.representative(e.representative_clips), frames)[: max(e.representative_clips, 1)]
@@ -516,7 +515,7 @@ class Trainer:
         return data
 
     def test_features(self) -> np.ndarray:
-        if getattr(self, "_test_features", None) is None:
+        if self._test_features is None:
             self._test_features = self.pipeline().features_of(self.cache("test"))
         return self._test_features
 
@@ -613,10 +612,10 @@ def recalibrate_batchnorm(model, batches) -> int:
     with weight 1/k (momentum (k-1)/k), so the result is the mean of the batch statistics.
     Layers wrapped by TF-MOT (QAT) are found through ``.layer``; returns the batches used.
     """
-    bns = [l for l in _all_layers(model) if isinstance(getattr(l, "layer", l), keras.layers.BatchNormalization)]
-    if not bns:
+    inner = [getattr(l, "layer", l) for l in _all_layers(model)]
+    inner = [b for b in inner if isinstance(b, keras.layers.BatchNormalization)]
+    if not inner:
         return 0
-    inner = [getattr(l, "layer", l) for l in bns]
     saved = [b.momentum for b in inner]
     k = 0
     try:
